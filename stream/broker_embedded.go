@@ -1,0 +1,80 @@
+package stream
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// EmbeddedBroker is an in-process broker that speaks the Kafka wire
+// protocol (franz-go's kfake), for `classpulse demo` and the tests. Outside
+// clients such as kcat or segmentio/kafka-go connect to Addr as to a real
+// single-node Kafka cluster.
+type EmbeddedBroker struct {
+	cluster *kfake.Cluster
+	addr    string
+}
+
+// EmbeddedConfig configures an EmbeddedBroker. The zero value listens on
+// 127.0.0.1:9092 with 8 partitions per topic, in memory.
+type EmbeddedConfig struct {
+	// Listen is host:port to listen on; port 0 picks a free port.
+	// Default "127.0.0.1:9092".
+	Listen string
+	// Partitions is the partition count of every classpulse topic. Default 8.
+	Partitions int
+	// DataDir, when set, persists the log to this folder so it survives a
+	// restart. Default: memory only.
+	DataDir string
+}
+
+// StartEmbeddedBroker starts the broker and creates every classpulse topic.
+// The caller owns the broker and must Close it.
+func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBroker, error) {
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:9092"
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = 8
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker: listen address %q: %w", cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, fmt.Errorf("embedded broker: listen port %q is not a port number", portStr)
+	}
+	opts := []kfake.Opt{
+		kfake.Ports(port),
+		// kfake always asks for 127.0.0.1; listen where the operator said.
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, portStr))
+		}),
+		kfake.SeedTopics(int32(cfg.Partitions), AllTopics...),
+		kfake.DefaultNumPartitions(cfg.Partitions),
+		kfake.AllowAutoTopicCreation(),
+		kfake.ClusterID("classpulse-embedded"),
+	}
+	if cfg.DataDir != "" {
+		opts = append(opts, kfake.DataDir(cfg.DataDir))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded broker on %s: %w", cfg.Listen, err)
+	}
+	b := &EmbeddedBroker{cluster: c, addr: c.ListenAddrs()[0]}
+	if logger != nil {
+		logger.Info("embedded Kafka-protocol broker listening", "component", "broker", "addr", b.addr, "partitions", cfg.Partitions)
+	}
+	return b, nil
+}
+
+// Addr is the host:port clients bootstrap from.
+func (b *EmbeddedBroker) Addr() string { return b.addr }
+
+// Close stops the broker; every client connection is closed.
+func (b *EmbeddedBroker) Close() { b.cluster.Close() }

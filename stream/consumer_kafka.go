@@ -1,0 +1,209 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+)
+
+// Message is one record read from Kafka, with its topic, partition, offset
+// and the partition's high-water mark.
+type Message = kafka.Message
+
+// BatchHandler applies a batch of messages. It returns nil only once every
+// message has had its effect (applied, or sent to the DLQ); only then are
+// the offsets committed. It should retry transient failures itself and
+// return an error only when its context ends.
+type BatchHandler func(ctx context.Context, batch []Message) error
+
+// ConsumerConfig configures a Consumer. Brokers is required; every other
+// field documents its default.
+type ConsumerConfig struct {
+	// Brokers are the bootstrap host:port pairs. Required.
+	Brokers []string
+	// Group is the consumer group id. Default "classpulse-processor".
+	Group string
+	// Topics to consume. Default InputTopics.
+	Topics []string
+	// MaxBatch is the most messages handed to the handler at once. Default 500.
+	MaxBatch int
+	// BatchWait is how long to wait for more messages once one has arrived,
+	// before handing over a partial batch. Default 2ms.
+	BatchWait time.Duration
+	// CommitInterval is how often applied offsets are committed. Default 1s.
+	// Offsets are committed only after the handler returned nil for them.
+	CommitInterval time.Duration
+	// SessionTimeout is the group session timeout. Default 10s.
+	SessionTimeout time.Duration
+	// ShutdownGrace bounds how long a batch in flight may still run after
+	// the context is cancelled. Default 10s.
+	ShutdownGrace time.Duration
+	// Dialer overrides connection set-up (TLS, SASL). Default plain TCP.
+	Dialer *kafka.Dialer
+}
+
+func (c *ConsumerConfig) applyDefaults() {
+	if c.Group == "" {
+		c.Group = "classpulse-processor"
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = InputTopics
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 500
+	}
+	if c.BatchWait <= 0 {
+		c.BatchWait = 2 * time.Millisecond
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+	}
+	if c.SessionTimeout <= 0 {
+		c.SessionTimeout = 10 * time.Second
+	}
+	if c.ShutdownGrace <= 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *ConsumerConfig) Validate() error {
+	if len(c.Brokers) == 0 {
+		return errors.New("consumer: no brokers given (--brokers or CLASSPULSE_BROKERS)")
+	}
+	return nil
+}
+
+// Consumer reads topics as a member of a consumer group and hands batches
+// to a handler, committing offsets only after they were applied.
+type Consumer struct {
+	cfg     ConsumerConfig
+	handler BatchHandler
+	logger  *slog.Logger
+	ran     atomic.Bool
+}
+
+// NewConsumer builds a consumer; Run starts it.
+func NewConsumer(cfg ConsumerConfig, handler BatchHandler, logger *slog.Logger) (*Consumer, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Consumer{cfg: cfg, handler: handler, logger: logger.With("component", "consumer", "group", cfg.Group)}, nil
+}
+
+// Run consumes until ctx is cancelled, then lets the batch in flight finish
+// (within ShutdownGrace), commits what was applied, leaves the group and
+// returns nil. It may be called once.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.ran.Swap(true) {
+		return errors.New("consumer: Run called twice")
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.cfg.Brokers,
+		GroupID:           c.cfg.Group,
+		GroupTopics:       c.cfg.Topics,
+		Dialer:            c.cfg.Dialer,
+		MinBytes:          1,
+		MaxBytes:          16 << 20,
+		MaxWait:           250 * time.Millisecond,
+		ReadBatchTimeout:  5 * time.Second,
+		QueueCapacity:     2 * c.cfg.MaxBatch,
+		CommitInterval:    c.cfg.CommitInterval,
+		StartOffset:       kafka.FirstOffset,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		HeartbeatInterval: c.cfg.SessionTimeout / 5,
+		RebalanceTimeout:  c.cfg.SessionTimeout,
+		// Rebalance as soon as partitions are added to a topic.
+		WatchPartitionChanges: true,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			c.logger.Warn("kafka reader", "detail", fmt.Sprintf(msg, args...))
+		}),
+	})
+	// Closing the reader flushes the last applied offsets to the group.
+	defer func() {
+		if err := r.Close(); err != nil {
+			c.logger.Error("closing reader", "err", err)
+		}
+	}()
+
+	// Work on a batch continues for a grace period after ctx ends, so that
+	// a shutdown finishes the batch and commits it instead of redoing it.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(c.cfg.ShutdownGrace, cancelWork)
+		<-work.Done()
+		t.Stop()
+	})
+	defer stop()
+
+	batch := make([]Message, 0, c.cfg.MaxBatch)
+	for {
+		batch = batch[:0]
+		m, err := r.FetchMessage(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			c.logger.Warn("fetch failed, retrying", "err", err)
+			if !sleepCtx(ctx, 200*time.Millisecond) {
+				return nil
+			}
+			continue
+		}
+		batch = append(batch, m)
+		batch = c.fill(ctx, r, batch)
+		if err := c.handler(work, batch); err != nil {
+			if work.Err() != nil {
+				c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
+				return nil
+			}
+			return fmt.Errorf("consumer: handler: %w", err)
+		}
+		if err := r.CommitMessages(work, batch...); err != nil {
+			if work.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consumer: commit: %w", err)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// fill adds messages already fetched, waiting at most BatchWait for more.
+func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, batch []Message) []Message {
+	wait, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < c.cfg.MaxBatch {
+		m, err := r.FetchMessage(wait)
+		if err != nil {
+			return batch
+		}
+		batch = append(batch, m)
+	}
+	return batch
+}
+
+// sleepCtx sleeps for d or until ctx ends; it reports whether it slept fully.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

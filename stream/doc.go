@@ -1,0 +1,9 @@
+// Package stream owns classpulse's event log: the v1 event types of
+// DESIGN.md §4 with their strict validation and JSON encoding, the topic
+// names, the Kafka producer and consumer-group reader (segmentio/kafka-go),
+// the dead-letter queue, and the embedded Kafka-protocol broker used by
+// `classpulse demo` and the tests.
+//
+// It does not own per-student state (package stream/state), the stream
+// processor (stream/processor) or the warning policy (package rules).
+package stream
