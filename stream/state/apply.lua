@@ -1,0 +1,177 @@
+-- apply.lua applies one v1 event to one student's state, atomically, and
+-- returns what the rules need to evaluate the student after it.
+--
+-- KEYS (all share the hash tag {s:<student>}, so this runs on one shard):
+--   1 off      hash  "<topic>:<partition>" -> last applied offset
+--   2 live     hash  per-second buckets "b<slot>", window sums "w60" "w120"
+--                    "w300", head second "h", first second "fs", last second
+--                    with a face "lf", session "sess", course "course"
+--   3 study    hash  "p|course|term|period", "t|course|term", "w|course|week"
+--                    -> seconds of study
+--   4 clicks   hash  "k|course|term|kind" -> count this term,
+--                    "d|course|window|kind" -> count in a DTTW window
+--   5 grades   hash  "term|course" -> "score|passed|elective|core"
+--   6 consent  hash  scope -> "granted|ts|policy_version"
+--   7 warn     string  the student's open warnings (JSON, owned by the rules)
+--   8 profile  hash  roster facts (class, unit, minor, …), read only here
+--
+-- ARGV: 1 kind (score|click|grade|consent), 2 offset field, 3 offset,
+--       4 event second (unix), then per kind (see each branch).
+--
+-- Returns {status, ...}: status 0 duplicate (already applied, nothing
+-- changed), 1 applied, 2 refused (camera consent revoked), 3 erased.
+
+local kind = ARGV[1]
+local offField = ARGV[2]
+local offset = tonumber(ARGV[3])
+local t = tonumber(ARGV[4])
+
+local last = redis.call('HGET', KEYS[1], offField)
+if last and tonumber(last) >= offset then
+  return {0}
+end
+redis.call('HSET', KEYS[1], offField, offset)
+
+local NV = 17 -- n, attention, face, masked, 4 learning, learning n, emotion n, 7 emotions
+local WINDOWS = {60, 120, 300}
+
+local function parse(s)
+  local v = {}
+  if s then
+    for x in string.gmatch(s, '%S+') do v[#v + 1] = tonumber(x) end
+  end
+  if #v < NV then
+    v = {}
+    for i = 1, NV do v[i] = 0 end
+  end
+  return v
+end
+
+local function pack(v)
+  local out = {}
+  for i = 1, NV do out[i] = string.format('%.6g', v[i]) end
+  return table.concat(out, ' ')
+end
+
+local function academic(status)
+  return {status,
+    redis.call('HGETALL', KEYS[3]),
+    redis.call('HGETALL', KEYS[4]),
+    redis.call('HGETALL', KEYS[5]),
+    redis.call('HGETALL', KEYS[8]),
+    redis.call('GET', KEYS[7]) or ''}
+end
+
+if kind == 'score' then
+  -- ARGV 5 session, 6 course, 7 horizon seconds, 8 ttl seconds,
+  --      9 packed vector of this second (NV numbers).
+  local cam = redis.call('HGET', KEYS[6], 'camera')
+  if cam and string.sub(cam, 1, 1) == '0' then
+    return {2}
+  end
+  local H = tonumber(ARGV[7])
+  local v = parse(ARGV[9])
+  local head = tonumber(redis.call('HGET', KEYS[2], 'h') or '-1')
+  local sess = redis.call('HGET', KEYS[2], 'sess')
+  if head < 0 or t - head >= H or (sess and sess ~= ARGV[5]) then
+    -- First event, a gap longer than the horizon, or a new session: the
+    -- rolling state starts afresh.
+    redis.call('DEL', KEYS[2])
+    head = t - 1
+    redis.call('HSET', KEYS[2], 'fs', t, 'sess', ARGV[5], 'course', ARGV[6])
+  end
+  if t <= head - H then
+    redis.call('EXPIRE', KEYS[2], ARGV[8])
+    return {1, 'late'}
+  end
+  local sums = {}
+  for i, w in ipairs(WINDOWS) do sums[i] = parse(redis.call('HGET', KEYS[2], 'w' .. w)) end
+  if t > head then
+    -- Slide every window forward second by second: subtract the buckets
+    -- that fall out. Amortised O(1): each second leaves each window once.
+    for s = head + 1, t do
+      for i, w in ipairs(WINDOWS) do
+        local old = s - w
+        if old > head - H then
+          local b = redis.call('HGET', KEYS[2], 'b' .. (old % H))
+          if b then
+            local sec, rest = string.match(b, '^(%-?%d+) (.*)$')
+            if tonumber(sec) == old then
+              local bv = parse(rest)
+              for j = 1, NV do sums[i][j] = sums[i][j] - bv[j] end
+            end
+          end
+        end
+      end
+    end
+    head = t
+    redis.call('HSET', KEYS[2], 'h', head)
+  end
+  -- Add this second to its bucket and to every window that covers it.
+  local slot = 'b' .. (t % H)
+  local bucket = redis.call('HGET', KEYS[2], slot)
+  local bv = nil
+  if bucket then
+    local sec, rest = string.match(bucket, '^(%-?%d+) (.*)$')
+    if tonumber(sec) == t then bv = parse(rest) end
+  end
+  if not bv then bv = parse(nil) end
+  for j = 1, NV do bv[j] = bv[j] + v[j] end
+  redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
+  local out = {}
+  for i, w in ipairs(WINDOWS) do
+    if t > head - w then
+      for j = 1, NV do sums[i][j] = sums[i][j] + v[j] end
+    end
+    -- Rounding drift must never leave a negative count.
+    if sums[i][1] < 0.5 then sums[i] = parse(nil) end
+    local p = pack(sums[i])
+    redis.call('HSET', KEYS[2], 'w' .. w, p)
+    out[i] = p
+  end
+  if v[3] >= 0.5 then
+    local lf = tonumber(redis.call('HGET', KEYS[2], 'lf') or '-1')
+    if t > lf then redis.call('HSET', KEYS[2], 'lf', t) end
+  end
+  local lf = redis.call('HGET', KEYS[2], 'lf')
+  local absent
+  if lf then absent = head - tonumber(lf) else absent = head - tonumber(redis.call('HGET', KEYS[2], 'fs')) + 1 end
+  redis.call('HSET', KEYS[2], 'course', ARGV[6])
+  redis.call('EXPIRE', KEYS[2], ARGV[8])
+  return {1, out[1], out[2], out[3], absent, head, redis.call('GET', KEYS[7]) or ''}
+end
+
+if kind == 'click' then
+  -- ARGV 5 course, 6 kind, 7 duration seconds, 8 term, 9 period, 10 ISO
+  --      week, 11 DTTW window id.
+  local c, term = ARGV[5], ARGV[8]
+  local dur = tonumber(ARGV[7])
+  if ARGV[6] == 'study' and dur > 0 then
+    if ARGV[9] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[9], dur) end
+    redis.call('HINCRBYFLOAT', KEYS[3], 't|' .. c .. '|' .. term, dur)
+    redis.call('HINCRBYFLOAT', KEYS[3], 'w|' .. c .. '|' .. ARGV[10], dur)
+  end
+  redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[6], 1)
+  redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[11] .. '|' .. ARGV[6], 1)
+  return academic(1)
+end
+
+if kind == 'grade' then
+  -- ARGV 5 term, 6 course, 7 "score|passed|elective|core"
+  redis.call('HSET', KEYS[5], ARGV[5] .. '|' .. ARGV[6], ARGV[7])
+  return academic(1)
+end
+
+if kind == 'consent' then
+  -- ARGV 5 scope, 6 "1" or "0", 7 policy version
+  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6] .. '|' .. t .. '|' .. ARGV[7])
+  if ARGV[6] == '0' and (ARGV[5] == 'camera' or ARGV[5] == 'emotion') then
+    -- Right to erasure: everything derived from the camera goes.
+    local sess = redis.call('HGET', KEYS[2], 'sess') or ''
+    local n = redis.call('DEL', KEYS[2])
+    return {3, sess, n}
+  end
+  return {1}
+end
+
+return redis.error_reply('apply.lua: unknown kind ' .. tostring(kind))

@@ -1,0 +1,48 @@
+package state
+
+// Key shapes. Every key of one student carries the hash tag {s:<student>}
+// so the apply script touches one Redis Cluster slot; every key of one
+// class session carries {c:<session>}.
+
+// StudentTag is the hash tag of a student's keys.
+func StudentTag(student string) string { return "{s:" + student + "}" }
+
+// StudentKeys are the apply script's KEYS, in its order.
+func StudentKeys(student string) []string {
+	t := StudentTag(student)
+	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile"}
+}
+
+// LiveKey holds a student's per-second buckets and rolling window sums.
+func LiveKey(student string) string { return StudentTag(student) + ":live" }
+
+// WarnKey holds a student's open warnings (the rules' lifecycle document).
+func WarnKey(student string) string { return StudentTag(student) + ":warn" }
+
+// ProfileKey holds roster facts about a student: class, unit, minor, degree wishes.
+func ProfileKey(student string) string { return StudentTag(student) + ":profile" }
+
+// ConsentKey holds the student's consent per scope.
+func ConsentKey(student string) string { return StudentTag(student) + ":consent" }
+
+// ClassTag is the hash tag of a class session's keys.
+func ClassTag(session string) string { return "{c:" + session + "}" }
+
+// TilesKey holds the latest tile of every student of a session (field =
+// student, value = tile JSON), for the first paint of a class grid.
+func TilesKey(session string) string { return ClassTag(session) + ":tiles" }
+
+// ClassWarnKey holds a session's open class-level warnings.
+func ClassWarnKey(session string) string { return ClassTag(session) + ":warn" }
+
+// The live feed dashboards read (docs/architecture.md).
+const (
+	// LiveWarnings is a stream; field "e" is a warning event's JSON.
+	LiveWarnings = "classpulse:live:warnings"
+	// LiveTiles is a pub/sub channel; each message is a tile event's JSON.
+	LiveTiles = "classpulse:live:tiles"
+	// LiveInterventions is a stream; field "e" is an intervention's JSON.
+	LiveInterventions = "classpulse:live:interventions"
+	// LiveMaxLen bounds the live streams (approximate trimming).
+	LiveMaxLen = 100000
+)

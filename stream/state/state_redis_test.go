@@ -1,0 +1,175 @@
+package state
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
+)
+
+type fixedCal struct{}
+
+func (fixedCal) PeriodAt(time.Time) (string, string, bool) { return "2026-autumn", "p3", true }
+
+var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+
+func score(student string, sec int, att, face float64) *stream.Score {
+	s := &stream.Score{
+		Header:    stream.NewHeader(student, t0.Add(time.Duration(sec)*time.Second)),
+		Session:   "S1",
+		Course:    "calculus",
+		WindowMS:  1000,
+		Frames:    10,
+		FaceRatio: face,
+		Attention: att,
+		Learning:  &stream.Learning{Engaged: att, Confused: 1 - att},
+		Model:     "test-1",
+	}
+	return s
+}
+
+func newStore(t *testing.T) *Store {
+	t.Helper()
+	r := testenv.StartRedis(t)
+	s, err := New(r.Client(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func apply(t *testing.T, s *Store, ops ...Op) []Result {
+	t.Helper()
+	res, err := s.Apply(context.Background(), fixedCal{}, ops)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+func TestRollingWindowsSlideOutOldSeconds(t *testing.T) {
+	s := newStore(t)
+	var ops []Op
+	// 300 seconds at attention 1, then 60 seconds at attention 0.
+	for i := 0; i < 360; i++ {
+		att := 1.0
+		if i >= 300 {
+			att = 0
+		}
+		ops = append(ops, Op{Event: score("st1", i, att, 1), Topic: stream.TopicScores, Offset: int64(i)})
+	}
+	res := apply(t, s, ops...)
+	last := res[len(res)-1]
+	if last.Status != Applied || last.Live == nil {
+		t.Fatalf("last result %+v", last)
+	}
+	l := last.Live
+	cases := []struct {
+		name    string
+		w       Window
+		seconds int
+		att     float64
+	}{
+		{"1m holds only the zeros", l.W1, 60, 0},
+		{"2m is half and half", l.W2, 120, 0.5},
+		{"5m is 240 ones of 300", l.W5, 300, 0.8},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.w.Seconds != c.seconds || math.Abs(c.w.Attention-c.att) > 1e-6 {
+				t.Fatalf("got %d seconds, attention %.4f; want %d, %.4f", c.w.Seconds, c.w.Attention, c.seconds, c.att)
+			}
+		})
+	}
+	if l.W2.Confused < 0.49 || l.W2.Confused > 0.51 {
+		t.Errorf("2m confused mean %.3f, want 0.5", l.W2.Confused)
+	}
+}
+
+func TestRedeliveredBatchChangesNothing(t *testing.T) {
+	s := newStore(t)
+	ops := []Op{
+		{Event: score("st1", 0, 0.2, 1), Topic: stream.TopicScores, Partition: 1, Offset: 10},
+		{Event: score("st1", 1, 0.4, 1), Topic: stream.TopicScores, Partition: 1, Offset: 11},
+		{Event: &stream.Click{Header: stream.NewHeader("st1", t0), Course: "calculus", Kind: stream.KindStudy, DurationS: 600},
+			Topic: stream.TopicClicks, Partition: 1, Offset: 5},
+	}
+	first := apply(t, s, ops...)
+	again := apply(t, s, ops...)
+	for i, r := range again {
+		if r.Status != Duplicate {
+			t.Errorf("op %d redelivered: status %v, want duplicate", i, r.Status)
+		}
+	}
+	if got := first[2].Academic.Study["calculus"].ByTerm["2026-autumn"]; got != 600 {
+		t.Fatalf("study seconds %v, want 600", got)
+	}
+	// One more new click proves the redelivery did not double count.
+	next := apply(t, s, Op{Event: &stream.Click{Header: stream.NewHeader("st1", t0), Course: "calculus", Kind: stream.KindStudy, DurationS: 60},
+		Topic: stream.TopicClicks, Partition: 1, Offset: 6})
+	if got := next[0].Academic.Study["calculus"].ByPeriod["2026-autumn"]["p3"]; got != 660 {
+		t.Fatalf("study seconds after redelivery and one more click %v, want 660", got)
+	}
+}
+
+func TestFaceAbsenceCountsFromLastFace(t *testing.T) {
+	s := newStore(t)
+	var ops []Op
+	for i := 0; i < 40; i++ {
+		face := 1.0
+		if i >= 10 {
+			face = 0
+		}
+		ops = append(ops, Op{Event: score("st2", i, face, face), Topic: stream.TopicScores, Offset: int64(i)})
+	}
+	res := apply(t, s, ops...)
+	if got := res[len(res)-1].Live.FaceAbsentSeconds; got != 30 {
+		t.Fatalf("face absent %v seconds, want 30", got)
+	}
+}
+
+func TestCameraRevocationErasesLiveStateAndRefusesScores(t *testing.T) {
+	s := newStore(t)
+	apply(t, s, Op{Event: score("st3", 0, 1, 1), Topic: stream.TopicScores, Offset: 1})
+	revoke := &stream.Consent{Header: stream.NewHeader("st3", t0.Add(2*time.Second)), Scope: stream.ScopeCamera, PolicyVersion: "2026-1"}
+	res := apply(t, s, Op{Event: revoke, Topic: stream.TopicConsent, Offset: 1})
+	if res[0].Status != Erased || res[0].ErasedSession != "S1" || res[0].ErasedKeys != 1 {
+		t.Fatalf("revocation result %+v", res[0])
+	}
+	n, err := s.Client().Exists(context.Background(), LiveKey("st3")).Result()
+	if err != nil || n != 0 {
+		t.Fatalf("live key still exists (%d, %v)", n, err)
+	}
+	res = apply(t, s, Op{Event: score("st3", 3, 1, 1), Topic: stream.TopicScores, Offset: 2})
+	if res[0].Status != Refused {
+		t.Fatalf("score after revocation: %v, want refused", res[0].Status)
+	}
+}
+
+func TestApplyReloadsScriptAfterFlush(t *testing.T) {
+	s := newStore(t)
+	apply(t, s, Op{Event: score("st4", 0, 1, 1), Topic: stream.TopicScores, Offset: 1})
+	if err := s.Client().ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := apply(t, s, Op{Event: score("st4", 1, 1, 1), Topic: stream.TopicScores, Offset: 2})
+	if res[0].Status != Applied || res[0].Live.W1.Seconds != 2 {
+		t.Fatalf("after SCRIPT FLUSH: %+v", res[0])
+	}
+}
+
+func TestGradesAreReturnedSorted(t *testing.T) {
+	s := newStore(t)
+	g := func(course string, score float64, off int64) Op {
+		return Op{Event: &stream.Grade{Header: stream.NewHeader("st5", t0), Course: course, Term: "2026-autumn", Score: score, Passed: score >= 60},
+			Topic: stream.TopicGrades, Offset: off}
+	}
+	res := apply(t, s, g("law", 41, 1), g("calculus", 75, 2))
+	gr := res[1].Academic.Grades
+	if len(gr) != 2 || gr[0].Course != "calculus" || gr[1].Course != "law" || gr[1].Passed || gr[1].Score != 41 {
+		t.Fatalf("grades %+v", gr)
+	}
+}
