@@ -1,0 +1,55 @@
+package main
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/stream"
+)
+
+const dashboardSummary = "serve the dashboard: pages, /api/v1, WebSocket live feed, /metrics"
+
+func init() { register("dashboard", dashboardSummary, runDashboard) }
+
+func runDashboard(ctx context.Context, args []string) error {
+	fs := newFlagSet("dashboard", dashboardSummary)
+	var in infra
+	in.register(fs, true, true)
+	var cfg dashboard.Config
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
+	var origins config.List
+	fs.Var(&origins, "allowed-origins", "origins allowed to open the WebSocket and call the API (default: the server's own)")
+	fs.StringVar(&cfg.TokenKeys, "token-keys", "", "token signing keys kid=hex,kid2=hex (default: a random key for this process only)")
+	fs.StringVar(&cfg.SchoolName, "school", "classpulse", "school name printed on notices")
+	fs.BoolVar(&cfg.SecureCookie, "secure-cookie", false, "mark the session cookie Secure (behind HTTPS)")
+	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := in.logger()
+	if err != nil {
+		return err
+	}
+	cfg.AllowedOrigins = origins
+	if !*noQueue {
+		cfg.Brokers = in.brokers
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb := in.redisClient()
+	defer rdb.Close()
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	srv, err := dashboard.New(cfg, rdb, prod, logger, reg)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}

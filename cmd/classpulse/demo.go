@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/simulate"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/processor"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+const demoSummary = "run everything in one process: embedded Kafka-protocol broker and Redis, processor, dashboard, simulated class"
+
+func init() { register("demo", demoSummary, runDemo) }
+
+func runDemo(ctx context.Context, args []string) error {
+	fs := newFlagSet("demo", demoSummary)
+	var in infra
+	in.register(fs, false, false)
+	brokerListen := fs.String("broker-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (port 0 picks a free one)")
+	redisListen := fs.String("redis-listen", "127.0.0.1:0", "listen address of the embedded Redis-protocol server")
+	partitions := fs.Int("partitions", 8, "partitions per topic on the embedded broker")
+	var dcfg dashboard.Config
+	fs.StringVar(&dcfg.Addr, "addr", "127.0.0.1:8080", "dashboard listen address")
+	var scfg simulate.Config
+	fs.IntVar(&scfg.Students, "students", 40, "students in the simulated class")
+	fs.StringVar(&scfg.Session, "session", "demo-class", "session id of the simulated class")
+	dur := fs.Duration("for", 0, "stop after this long and exit 0 (default: until interrupted)")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := in.logger()
+	if err != nil {
+		return err
+	}
+	if *dur > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, *dur)
+		defer cancel()
+	}
+
+	broker, err := startDemoBroker(*brokerListen, *partitions, logger)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	mem, err := state.StartEmbeddedRedis(*redisListen, logger)
+	if err != nil {
+		return err
+	}
+	defer mem.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: mem.Addr()})
+	defer rdb.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	brokers := []string{broker.Addr()}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers}, logger)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		return err
+	}
+	policy, err := loadPolicy("")
+	if err != nil {
+		return err
+	}
+	proc, err := processor.New(processor.Config{Brokers: brokers}, store, policy, prod, logger, reg)
+	if err != nil {
+		return err
+	}
+	dcfg.Brokers = brokers
+	dash, err := dashboard.New(dcfg, rdb, prod, logger, reg)
+	if err != nil {
+		return err
+	}
+	class, err := simulate.New(scfg, prod, logger)
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return mem.Run(gctx) })
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error { return dash.Run(gctx) })
+	g.Go(func() error {
+		select {
+		case <-dash.Started():
+		case <-gctx.Done():
+			return nil
+		}
+		tok, err := dash.IssueToken(dashboard.Claims{Subject: "demo-admin", Role: dashboard.RoleAdmin, Name: "Demo admin",
+			Expires: time.Now().Add(24 * time.Hour).Unix()})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "\n  classpulse demo is running.\n  Open the class dashboard: %s\n  (Kafka-protocol broker %s, Redis-protocol server %s)\n\n", dash.SignInURL(tok), broker.Addr(), mem.Addr())
+		return class.Run(gctx)
+	})
+	err = g.Wait()
+	logger.Info("demo stopped", "events_simulated", class.Sent())
+	return err
+}
+
+// startDemoBroker starts the embedded broker; when the default port is
+// taken it falls back to a free port rather than failing.
+func startDemoBroker(listen string, partitions int, logger *slog.Logger) (*stream.EmbeddedBroker, error) {
+	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: listen, Partitions: partitions}, logger)
+	if err == nil {
+		return b, nil
+	}
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	logger.Warn("broker port busy; picking a free port", "component", "broker", "wanted", listen)
+	return stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: net.JoinHostPort(host, "0"), Partitions: partitions}, logger)
+}

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/internal/ops"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/processor"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+const processorSummary = "run the stream processor: input topics → per-student state in Redis → warnings and tiles"
+
+func init() { register("processor", processorSummary, runProcessor) }
+
+func runProcessor(ctx context.Context, args []string) error {
+	fs := newFlagSet("processor", processorSummary)
+	var in infra
+	in.register(fs, true, true)
+	var cfg processor.Config
+	var scfg state.Config
+	policyPath := fs.String("policy", "", "warning policy YAML file (default: the embedded default policy); SIGHUP reloads it")
+	metricsAddr := fs.String("metrics-addr", ":9090", "listen address for /metrics, /healthz and /readyz")
+	fs.StringVar(&cfg.Group, "group", "classpulse-processor", "consumer group of the per-student stage")
+	fs.IntVar(&cfg.MaxBatch, "max-batch", 500, "most messages applied in one pipelined round")
+	fs.BoolVar(&cfg.NoClassStage, "no-class-stage", false, "do not run the class stage (tiles → class signals) in this process")
+	fs.DurationVar(&cfg.MaxSkew, "max-skew", 0, "refuse events stamped further in the future than this (default 5m)")
+	fs.DurationVar(&scfg.Horizon, "horizon", 0, "per-second live history kept per student (default 10m)")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := in.logger()
+	if err != nil {
+		return err
+	}
+	cfg.Brokers = in.brokers
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rdb := in.redisClient()
+	defer rdb.Close()
+	store, err := state.New(rdb, scfg)
+	if err != nil {
+		return err
+	}
+	policy, err := loadPolicy(*policyPath)
+	if err != nil {
+		return err
+	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	proc, err := processor.New(cfg, store, policy, prod, logger, reg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error {
+		return ops.Serve(gctx, *metricsAddr, ops.Handler(reg, func(ctx context.Context) error { return rdb.Ping(ctx).Err() }), logger)
+	})
+	if *policyPath != "" {
+		g.Go(func() error { return reloadOnHUP(gctx, policy, *policyPath, logger) })
+	}
+	return g.Wait()
+}
+
+// reloadOnHUP reloads the policy on SIGHUP; a bad file is logged and the
+// last good policy stays in force.
+func reloadOnHUP(ctx context.Context, h interface{ Reload(string) error }, path string, logger interface {
+	Info(string, ...any)
+	Error(string, ...any)
+}) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := h.Reload(path); err != nil {
+				logger.Error("policy reload failed; keeping the last good policy", "component", "policy", "path", path, "err", err)
+			} else {
+				logger.Info("policy reloaded", "component", "policy", "path", path)
+			}
+		}
+	}
+}

@@ -1,0 +1,63 @@
+package processor
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+type metrics struct {
+	events      *prometheus.CounterVec
+	latency     prometheus.Histogram
+	batchSize   prometheus.Histogram
+	scriptDur   prometheus.Histogram
+	lag         *prometheus.GaugeVec
+	redisErrors prometheus.Counter
+	dlq         *prometheus.CounterVec
+	warnings    *prometheus.CounterVec
+	erasures    prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		events: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "classpulse_processor_events_total",
+			Help: "Input events by topic and outcome (applied, duplicate, invalid, refused, late).",
+		}, []string{"topic", "outcome"}),
+		latency: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "classpulse_processor_latency_seconds",
+			Help:    "Time from an event's timestamp to its effect being applied in Redis.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		batchSize: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "classpulse_processor_batch_size",
+			Help:    "Messages per fetched batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+		scriptDur: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "classpulse_processor_script_duration_seconds",
+			Help:    "Duration of one pipelined round of apply scripts for a batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "classpulse_processor_consumer_lag",
+			Help: "Messages behind the partition's high-water mark after the last batch.",
+		}, []string{"topic", "partition"}),
+		redisErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "classpulse_processor_redis_errors_total",
+			Help: "Failed Redis round trips (each retried with backoff).",
+		}),
+		dlq: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "classpulse_dlq_events_total",
+			Help: "Input events sent to the dead-letter topic, by source topic.",
+		}, []string{"topic"}),
+		warnings: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "classpulse_warnings_total",
+			Help: "Warnings raised or escalated, by category and level.",
+		}, []string{"category", "level"}),
+		erasures: f.NewCounter(prometheus.CounterOpts{
+			Name: "classpulse_processor_erasures_total",
+			Help: "Camera-derived state erasures after consent was revoked.",
+		}),
+	}
+}

@@ -1,0 +1,258 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/classpulse/classpulse/rules"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+// Publisher sends events to Kafka; *stream.Producer satisfies it.
+type Publisher interface {
+	Publish(ctx context.Context, events ...stream.Event) error
+}
+
+// PolicySource hands out the policy in force; *rules.Holder satisfies it,
+// so a reload takes effect at the next batch.
+type PolicySource interface {
+	Policy() *rules.Policy
+}
+
+// Config configures a Processor. Brokers is required to Run; every other
+// field documents its default.
+type Config struct {
+	// Brokers are the Kafka bootstrap host:port pairs.
+	Brokers []string
+	// Group is the consumer group of the per-student stage.
+	// Default "classpulse-processor".
+	Group string
+	// ClassGroup is the consumer group of the class stage, which reads
+	// tiles keyed by session. Default "classpulse-class".
+	ClassGroup string
+	// MaxBatch is the most messages applied in one pipelined round.
+	// Default 500.
+	MaxBatch int
+	// MaxSkew is how far in the future an event's timestamp may lie before
+	// it is refused as clock-skewed. Default 5m.
+	MaxSkew time.Duration
+	// RetryMin and RetryMax bound the backoff when Redis or Kafka fail.
+	// Defaults 50ms and 5s.
+	RetryMin, RetryMax time.Duration
+	// StaleTile is how old a student's last tile may be and still count as
+	// present in the class stage. Default 30s.
+	StaleTile time.Duration
+	// NoClassStage turns the class stage off (for a pod that should only
+	// run the per-student stage). Default false.
+	NoClassStage bool
+}
+
+func (c *Config) applyDefaults() {
+	if c.Group == "" {
+		c.Group = "classpulse-processor"
+	}
+	if c.ClassGroup == "" {
+		c.ClassGroup = "classpulse-class"
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 500
+	}
+	if c.MaxSkew <= 0 {
+		c.MaxSkew = 5 * time.Minute
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 50 * time.Millisecond
+	}
+	if c.RetryMax <= 0 {
+		c.RetryMax = 5 * time.Second
+	}
+	if c.StaleTile <= 0 {
+		c.StaleTile = 30 * time.Second
+	}
+}
+
+// Processor is the stream processor: it applies input events to the
+// per-student state, evaluates the warning policy, and publishes warnings
+// and tiles; its class stage turns tiles into class-level signals.
+type Processor struct {
+	cfg     Config
+	store   *state.Store
+	rdb     redis.UniversalClient
+	policy  PolicySource
+	pub     Publisher
+	logger  *slog.Logger
+	m       *metrics
+	now     func() time.Time
+	ran     atomic.Bool
+	ready   atomic.Bool
+	lastErr atomic.Value
+}
+
+// Option sets a wiring or test seam.
+type Option func(*Processor)
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }
+
+// New builds a processor. reg may be nil in tools that keep no metrics.
+func New(cfg Config, store *state.Store, policy PolicySource, pub Publisher, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Processor, error) {
+	cfg.applyDefaults()
+	if store == nil || policy == nil || pub == nil {
+		return nil, errors.New("processor: store, policy and publisher are required")
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	p := &Processor{cfg: cfg, store: store, rdb: store.Client(), policy: policy, pub: pub,
+		logger: logger.With("component", "processor"), m: newMetrics(reg), now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p, nil
+}
+
+// Ready reports whether the last Redis round trip succeeded.
+func (p *Processor) Ready() bool { return p.ready.Load() }
+
+// Run consumes until ctx ends, then finishes the batch in flight, commits
+// and returns nil. It may be called once.
+func (p *Processor) Run(ctx context.Context) error {
+	if p.ran.Swap(true) {
+		return errors.New("processor: Run called twice")
+	}
+	p.ready.Store(p.rdb.Ping(ctx).Err() == nil)
+	students, err := stream.NewConsumer(stream.ConsumerConfig{
+		Brokers: p.cfg.Brokers, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
+	}, p.HandleBatch, p.logger)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return students.Run(gctx) })
+	if !p.cfg.NoClassStage {
+		class, err := stream.NewConsumer(stream.ConsumerConfig{
+			Brokers: p.cfg.Brokers, Group: p.cfg.ClassGroup, Topics: []string{stream.TopicTiles}, MaxBatch: p.cfg.MaxBatch,
+		}, p.HandleTiles, p.logger)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return class.Run(gctx) })
+	}
+	p.logger.Info("processor running", "brokers", p.cfg.Brokers, "group", p.cfg.Group, "class_stage", !p.cfg.NoClassStage)
+	return g.Wait()
+}
+
+// retry runs f until it succeeds or ctx ends, backing off exponentially.
+func (p *Processor) retry(ctx context.Context, what string, f func() error) error {
+	wait := p.cfg.RetryMin
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w (gave up at shutdown)", what, err)
+		}
+		p.logger.Warn("retrying", "what", what, "err", err, "backoff", wait)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (gave up at shutdown)", what, err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, p.cfg.RetryMax)
+	}
+}
+
+// outputs collects what one batch publishes.
+type outputs struct {
+	events   []stream.Event // to Kafka: warnings, tiles, dead letters
+	warnings []*stream.Warning
+	opens    map[string][]byte // student → open-warnings document to save
+	tiles    []*stream.Tile
+}
+
+// flush publishes to Kafka first, then mirrors warnings into the live feed
+// and saves lifecycle documents, so that nothing dashboards see is missing
+// from the log.
+func (p *Processor) flush(ctx context.Context, out *outputs, saveOpen func(pipe redis.Pipeliner)) error {
+	if len(out.events) > 0 {
+		if err := p.retry(ctx, "publish", func() error { return p.pub.Publish(ctx, out.events...) }); err != nil {
+			return err
+		}
+	}
+	if len(out.warnings) == 0 && saveOpen == nil {
+		return nil
+	}
+	return p.retry(ctx, "live feed", func() error {
+		pipe := p.rdb.Pipeline()
+		for _, w := range out.warnings {
+			b, _ := json.Marshal(w)
+			pipe.XAdd(ctx, &redis.XAddArgs{Stream: state.LiveWarnings, MaxLen: state.LiveMaxLen, Approx: true, Values: []any{"e", b}})
+		}
+		if saveOpen != nil {
+			saveOpen(pipe)
+		}
+		_, err := pipe.Exec(ctx)
+		if err != nil {
+			p.m.redisErrors.Inc()
+		}
+		return err
+	})
+}
+
+func (p *Processor) countWarnings(ws []*stream.Warning) {
+	for _, w := range ws {
+		if w.State != stream.StateCleared {
+			p.m.warnings.WithLabelValues(w.Category, w.Level).Inc()
+		}
+	}
+}
+
+func (p *Processor) deadLetter(out *outputs, m stream.Message, err error) {
+	p.m.events.WithLabelValues(m.Topic, "invalid").Inc()
+	p.m.dlq.WithLabelValues(m.Topic).Inc()
+	p.logger.Warn("invalid event sent to DLQ", "topic", m.Topic, "partition", m.Partition, "offset", m.Offset, "err", err)
+	out.events = append(out.events, stream.NewDeadLetter(m, err, p.now()))
+}
+
+func (p *Processor) recordLag(batch []stream.Message) {
+	type tp struct {
+		topic string
+		part  int
+	}
+	last := map[tp]stream.Message{}
+	for _, m := range batch {
+		last[tp{m.Topic, m.Partition}] = m
+	}
+	for k, m := range last {
+		lag := m.HighWaterMark - m.Offset - 1
+		if lag < 0 {
+			lag = 0
+		}
+		p.m.lag.WithLabelValues(k.topic, strconv.Itoa(k.part)).Set(float64(lag))
+	}
+}
+
+func parseOpen(b []byte) rules.Open {
+	open := rules.Open{}
+	if len(b) > 0 {
+		// A document that no longer parses is replaced: the rules raise
+		// whatever still holds again, which beats stopping the partition.
+		_ = json.Unmarshal(b, &open)
+	}
+	return open
+}

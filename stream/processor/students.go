@@ -1,0 +1,269 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/classpulse/classpulse/rules"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+// latest is what a batch left of one student: the last state seen of each
+// rule family, to evaluate once per student per batch.
+type latest struct {
+	score    *stream.Score
+	live     *state.Live
+	liveAt   time.Time
+	academic *state.Academic
+	acadAt   time.Time
+	open     []byte
+	order    int
+}
+
+// HandleBatch is the per-student stage: decode and validate every message
+// (invalid ones go to the DLQ), apply the valid ones to Redis in one
+// pipelined round, evaluate the policy once per student touched, and
+// publish warnings and tiles. It returns nil once every message had its
+// effect, and retries Redis and Kafka failures until ctx ends.
+func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) error {
+	p.m.batchSize.Observe(float64(len(batch)))
+	now := p.now()
+	out := &outputs{opens: map[string][]byte{}}
+	ops := make([]state.Op, 0, len(batch))
+	for _, m := range batch {
+		e, err := stream.Decode(m.Topic, m.Value)
+		if err == nil {
+			err = p.checkTime(e, now)
+		}
+		if err != nil {
+			p.deadLetter(out, m, err)
+			continue
+		}
+		ops = append(ops, state.Op{Event: e, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+	}
+	policy := p.policy.Policy()
+	var results []state.Result
+	if len(ops) > 0 {
+		err := p.retry(ctx, "apply", func() error {
+			start := time.Now()
+			var err error
+			results, err = p.store.Apply(ctx, policy, ops)
+			if err != nil {
+				p.m.redisErrors.Inc()
+				p.ready.Store(false)
+				return err
+			}
+			p.ready.Store(true)
+			p.m.scriptDur.Observe(time.Since(start).Seconds())
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	applied := p.now()
+	students := map[string]*latest{}
+	for i, r := range results {
+		op := ops[i]
+		h := op.Event.EventHeader()
+		p.m.events.WithLabelValues(op.Topic, r.Status.String()).Inc()
+		if r.Status == state.Applied || r.Status == state.Late {
+			p.m.latency.Observe(applied.Sub(h.TS.Time).Seconds())
+		}
+		if r.Status == state.Erased {
+			p.m.erasures.Inc()
+			p.logger.Info("camera-derived state erased after consent revocation",
+				"student", h.Student, "session", r.ErasedSession, "keys", r.ErasedKeys, "event", h.ID)
+			if r.ErasedSession != "" {
+				if err := p.retry(ctx, "erase tile", func() error {
+					return p.rdb.HDel(ctx, state.TilesKey(r.ErasedSession), h.Student).Err()
+				}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if r.Status != state.Applied || (r.Live == nil && r.Academic == nil) {
+			continue
+		}
+		l := students[h.Student]
+		if l == nil {
+			l = &latest{order: len(students)}
+			students[h.Student] = l
+		}
+		l.open = r.Open
+		if r.Live != nil {
+			l.score, l.live, l.liveAt = op.Event.(*stream.Score), r.Live, h.TS.Time
+		}
+		if r.Academic != nil {
+			l.academic, l.acadAt = r.Academic, h.TS.Time
+		}
+	}
+	// Evaluate in the order students appeared, so replays are deterministic.
+	ids := make([]string, 0, len(students))
+	for id := range students {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return students[ids[i]].order < students[ids[j]].order })
+	for _, id := range ids {
+		p.evaluateStudent(policy, id, students[id], out)
+	}
+	p.recordLag(batch)
+	var save func(redis.Pipeliner)
+	if len(out.opens) > 0 {
+		save = func(pipe redis.Pipeliner) {
+			for id, doc := range out.opens {
+				pipe.Set(ctx, state.WarnKey(id), doc, 0)
+			}
+		}
+	}
+	if err := p.flush(ctx, out, save); err != nil {
+		return err
+	}
+	p.countWarnings(out.warnings)
+	return nil
+}
+
+// checkTime refuses clock-skewed events: a timestamp further in the future
+// than MaxSkew would pin a student's live windows ahead of real time.
+func (p *Processor) checkTime(e stream.Event, now time.Time) error {
+	if ts := e.EventHeader().TS.Time; ts.After(now.Add(p.cfg.MaxSkew)) {
+		return fmt.Errorf("%w: ts: %s is more than %v ahead of the processor's clock", stream.ErrInvalid, ts.Format(time.RFC3339), p.cfg.MaxSkew)
+	}
+	return nil
+}
+
+func (p *Processor) evaluateStudent(policy *rules.Policy, id string, l *latest, out *outputs) {
+	open := parseOpen(l.open)
+	changed := false
+	session := ""
+	if l.live != nil {
+		session = l.score.Session
+		snap := &rules.Snapshot{Student: id, Now: l.liveAt, Live: liveSnapshot(l.score, l.live)}
+		var ws []*stream.Warning
+		open, ws = rules.Reconcile(policy, id, session, open, rules.EvaluateFamilies(policy, snap, rules.FamilyLive), rules.FamilyLive, l.liveAt)
+		changed = changed || len(ws) > 0
+		p.emit(out, ws)
+	}
+	if l.academic != nil {
+		snap := academicSnapshot(id, l.academic, l.acadAt)
+		var ws []*stream.Warning
+		open, ws = rules.Reconcile(policy, id, session, open, rules.EvaluateFamilies(policy, snap, rules.FamilyAcademic), rules.FamilyAcademic, l.acadAt)
+		changed = changed || len(ws) > 0
+		p.emit(out, ws)
+	}
+	if changed {
+		doc, err := json.Marshal(open)
+		if err == nil {
+			out.opens[id] = doc
+		}
+	}
+	if l.live != nil {
+		out.events = append(out.events, tileOf(l.score, l.live, open.Level()))
+	}
+}
+
+func (p *Processor) emit(out *outputs, ws []*stream.Warning) {
+	for _, w := range ws {
+		out.events = append(out.events, w)
+		out.warnings = append(out.warnings, w)
+	}
+}
+
+func liveSnapshot(sc *stream.Score, l *state.Live) *rules.Live {
+	return &rules.Live{
+		Session: sc.Session, Course: sc.Course, Captured: true,
+		Attention1m: l.W1.Attention, Attention2m: l.W2.Attention, Attention5m: l.W5.Attention,
+		Face1m: l.W1.Face, Face2m: l.W2.Face, Face5m: l.W5.Face,
+		Masked1m:   l.W1.Masked,
+		Confused1m: l.W1.Confused, Confused2m: l.W2.Confused, Confused5m: l.W5.Confused,
+		Frustrated1m: l.W1.Frustrated, Frustrated2m: l.W2.Frustrated, Frustrated5m: l.W5.Frustrated,
+		Engaged1m: l.W1.Engaged, Bored1m: l.W1.Bored,
+		Samples1m: l.W1.Seconds, Samples2m: l.W2.Seconds, Samples5m: l.W5.Seconds,
+		FaceAbsentSeconds: l.FaceAbsentSeconds,
+	}
+}
+
+func academicSnapshot(id string, a *state.Academic, now time.Time) *rules.Snapshot {
+	s := &rules.Snapshot{Student: id, Now: now, Class: a.Profile["class"]}
+	s.Profile = rules.Profile{
+		Minor:                 a.Profile["minor"] == "1",
+		WantsDegree:           a.Profile["wants_degree"] == "1",
+		ForeignLanguagePassed: a.Profile["foreign_language_passed"] == "1",
+		Unit:                  a.Profile["unit"],
+	}
+	s.Profile.GraduationYear, _ = strconv.Atoi(a.Profile["graduation_year"])
+	courses := make([]string, 0, len(a.Study)+len(a.Clicks))
+	seen := map[string]bool{}
+	for c := range a.Study {
+		courses, seen[c] = append(courses, c), true
+	}
+	for c := range a.Clicks {
+		if !seen[c] {
+			courses = append(courses, c)
+		}
+	}
+	sort.Strings(courses)
+	for _, c := range courses {
+		terms := map[string]bool{}
+		st := a.Study[c]
+		if st != nil {
+			for t := range st.ByTerm {
+				terms[t] = true
+			}
+		}
+		for t := range a.Clicks[c] {
+			terms[t] = true
+		}
+		for t := range terms {
+			cs := rules.CourseState{Course: c, Term: t, Clicks: a.Clicks[c][t]}
+			if st != nil {
+				cs.StudySecondsByPeriod = st.ByPeriod[t]
+				cs.StudySecondsTotal = st.ByTerm[t]
+				cs.WeekStudySeconds = st.ByWeek
+			}
+			s.Courses = append(s.Courses, cs)
+		}
+	}
+	sort.Slice(s.Courses, func(i, j int) bool {
+		if s.Courses[i].Course != s.Courses[j].Course {
+			return s.Courses[i].Course < s.Courses[j].Course
+		}
+		return s.Courses[i].Term < s.Courses[j].Term
+	})
+	for _, g := range a.Grades {
+		s.Grades = append(s.Grades, rules.GradeRecord{Course: g.Course, Term: g.Term, Score: g.Score, Passed: g.Passed, Elective: g.Elective, Core: g.Core})
+	}
+	return s
+}
+
+// tileOf summarises a student's live state for the class grid.
+func tileOf(sc *stream.Score, l *state.Live, level string) *stream.Tile {
+	t := &stream.Tile{
+		Header:       stream.NewHeader(sc.Student, sc.TS.Time),
+		Session:      sc.Session,
+		Course:       sc.Course,
+		Captured:     true,
+		Attention:    l.W1.Attention,
+		FacePresent:  l.FaceAbsentSeconds == 0,
+		Masked:       l.W1.Masked >= 0.5,
+		WarningLevel: level,
+	}
+	if l.W1.LearningSeconds > 0 {
+		best, name := -1.0, ""
+		for i, v := range []float64{l.W1.Engaged, l.W1.Confused, l.W1.Bored, l.W1.Frustrated} {
+			if v > best {
+				best, name = v, stream.LearningNames[i]
+			}
+		}
+		t.Dominant = name
+	}
+	return t
+}
