@@ -13,7 +13,7 @@ var now = time.Date(2026, 11, 23, 9, 0, 0, 123e6, time.UTC)
 func validScore() *Score {
 	eyes := 0.9
 	return &Score{
-		Header: Header{V: 1, ID: "01JDEMO0000000000000000001", TS: At(now), Student: "stu-0001"},
+		Header:  Header{V: 1, ID: "01JDEMO0000000000000000001", TS: At(now), Student: "stu-0001"},
 		Session: "S1", Course: "calculus", WindowMS: 1000, Frames: 10,
 		FaceRatio: 1, MaskedRatio: 0.2, Attention: 0.8,
 		Emotions: &Emotions{Neutral: 0.7, Happy: 0.2, Surprised: 0.1},
