@@ -47,18 +47,18 @@ func (f Family) String() string {
 // fire at several levels (yellow, then red) under the same id, which is
 // what lets the lifecycle escalate rather than raise a second warning.
 const (
-	RuleStudy          = "study"           // 学习状态预警, yellow and red
-	RuleGrade          = "grade"           // 学习成绩预警, yellow and red
-	RuleDegree         = "degree"          // 毕业学位预警, yellow and red
-	RuleTrend          = "study_trend"     // week-over-week drop, per course
-	RulePeer           = "peer_position"   // below the class, per course
-	RuleAttentionLow   = "attention_low"   // live
-	RuleFaceAbsent     = "face_absent"     // live
-	RuleConfused       = "confused"        // live
-	RuleFrustrated     = "frustrated"      // live
-	RuleClassConfused  = "class_confused"  // class
-	RuleClassInattent  = "class_inattentive"
-	RuleClassAbsent    = "class_absent"
+	RuleStudy         = "study"          // 学习状态预警, yellow and red
+	RuleGrade         = "grade"          // 学习成绩预警, yellow and red
+	RuleDegree        = "degree"         // 毕业学位预警, yellow and red
+	RuleTrend         = "study_trend"    // week-over-week drop, per course
+	RulePeer          = "peer_position"  // below the class, per course
+	RuleAttentionLow  = "attention_low"  // live
+	RuleFaceAbsent    = "face_absent"    // live
+	RuleConfused      = "confused"       // live
+	RuleFrustrated    = "frustrated"     // live
+	RuleClassConfused = "class_confused" // class
+	RuleClassInattent = "class_inattentive"
+	RuleClassAbsent   = "class_absent"
 )
 
 // builtinRules maps every built-in rule id to its family.

@@ -1,0 +1,42 @@
+package rules
+
+import (
+	"math"
+	"strconv"
+)
+
+// add records a finding.
+func (e *evaluator) add(rule string, fam Family, category, level, course, reason string, ev map[string]float64) {
+	e.out = append(e.out, Finding{Rule: rule, Family: fam, Category: category, Level: level,
+		Course: course, Reason: reason, Evidence: ev})
+}
+
+// pct formats a share as a whole percentage, "41 %". A share just below 1
+// shows as 99 %, never as a misleading 100 %.
+func pct(share float64) string {
+	v := math.Round(share * 100)
+	if v >= 100 && share < 1 {
+		v = 99
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64) + " %"
+}
+
+// hours formats hours with one decimal at most, "8.5 h".
+func hours(h float64) string { return num(h) + " h" }
+
+// num formats x with one decimal at most.
+func num(x float64) string {
+	return strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64)
+}
+
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
+
+// evKey builds an evidence key from a course id and a suffix, shortening
+// the id so the key stays within the 64 characters events allow.
+func evKey(id, suffix string) string {
+	if n := 64 - len(suffix); len(id) > n {
+		id = id[:n]
+	}
+	return id + suffix
+}
