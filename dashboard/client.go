@@ -1,0 +1,371 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/classpulse/classpulse/stream"
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+// Channel kinds a client may subscribe to.
+const (
+	chanWarnings = "warnings" // warnings the principal may see, resumable
+	chanClass    = "class"    // class:<session or course>: tiles
+	chanStudent  = "student"  // student:<id>: help-loop steps, releases
+)
+
+// Disconnect reasons, the label values of the disconnects metric.
+const (
+	reasonClosed    = "client_closed"
+	reasonSlow      = "slow"
+	reasonOversized = "oversized"
+	reasonMalformed = "malformed"
+	reasonShutdown  = "shutdown"
+	reasonError     = "error"
+)
+
+func splitChannel(ch string) (kind, arg string) {
+	kind, arg, _ = strings.Cut(ch, ":")
+	return kind, arg
+}
+
+// clientMsg is a frame a client sends (docs/api.md).
+type clientMsg struct {
+	Op      string `json:"op"`
+	Channel string `json:"channel,omitempty"`
+	After   string `json:"after,omitempty"`
+	Backlog int    `json:"backlog,omitempty"`
+}
+
+// parseClientMsg decodes and checks one client frame strictly.
+func parseClientMsg(b []byte) (*clientMsg, error) {
+	var m clientMsg
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("not a JSON object of op, channel, after, backlog: %v", err)
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	switch m.Op {
+	case "subscribe", "unsubscribe":
+		kind, arg := splitChannel(m.Channel)
+		switch kind {
+		case chanWarnings:
+			if arg != "" {
+				return nil, errors.New("channel: \"warnings\" takes no argument")
+			}
+		case chanClass, chanStudent:
+			if !validIdent(arg) {
+				return nil, fmt.Errorf("channel: %q needs an id (letters, digits, -_.:@)", kind+":")
+			}
+		default:
+			return nil, fmt.Errorf("channel: %q is not warnings, class:<id> or student:<id>", m.Channel)
+		}
+	case "ping":
+	case "":
+		return nil, errors.New("op: required")
+	default:
+		return nil, fmt.Errorf("op: %q is not subscribe, unsubscribe or ping", m.Op)
+	}
+	if m.After != "" {
+		if _, err := parseStreamID(m.After); err != nil {
+			return nil, fmt.Errorf("after: %v", err)
+		}
+	}
+	if m.Backlog < 0 || m.Backlog > 1000 {
+		return nil, errors.New("backlog: out of range 0..1000")
+	}
+	return &m, nil
+}
+
+type pendingFrame struct {
+	id   streamID
+	data []byte
+}
+
+// client is one WebSocket connection. The handler goroutine reads; one
+// writer goroutine drains send. Whoever kills the client closes the
+// connection; the reader then returns and removes it from the hub.
+type client struct {
+	s    *Server
+	conn *websocket.Conn
+	p    *Principal
+	send chan []byte
+
+	killOnce sync.Once
+	reason   string
+	dead     chan struct{}
+
+	mu         sync.Mutex
+	catchingUp bool
+	pending    []pendingFrame
+	lastWarn   streamID
+}
+
+// kill disconnects the client at once, without a close handshake that a
+// slow reader could stall.
+func (c *client) kill(reason string) {
+	c.killOnce.Do(func() {
+		c.reason = reason
+		close(c.dead)
+		_ = c.conn.CloseNow()
+	})
+}
+
+// enqueue offers a frame without blocking; a full queue drops the client.
+func (c *client) enqueue(b []byte) {
+	select {
+	case c.send <- b:
+	case <-c.dead:
+	default:
+		c.kill(reasonSlow)
+	}
+}
+
+// offerWarning enqueues a live warning unless it was already sent (during
+// a catch-up); while catching up, it is held and sent after the catch-up.
+func (c *client) offerWarning(id streamID, frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.catchingUp {
+		if len(c.pending) >= cap(c.send) {
+			c.kill(reasonSlow)
+			return
+		}
+		c.pending = append(c.pending, pendingFrame{id, frame})
+		return
+	}
+	if !c.lastWarn.less(id) {
+		return
+	}
+	c.lastWarn = id
+	c.enqueue(frame)
+}
+
+// writeLoop sends queued frames, each within the write deadline, and pings
+// an idle connection so that dead peers are noticed.
+func (c *client) writeLoop(ctx context.Context) {
+	ping := time.NewTicker(30 * time.Second)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.dead:
+			return
+		case <-ctx.Done():
+			c.kill(reasonShutdown)
+			return
+		case b := <-c.send:
+			wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
+			err := c.conn.Write(wctx, websocket.MessageText, b)
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					c.kill(reasonShutdown)
+				} else {
+					c.kill(reasonSlow)
+				}
+				return
+			}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout+10*time.Second)
+			err := c.conn.Ping(pctx)
+			cancel()
+			if err != nil {
+				c.kill(reasonError)
+				return
+			}
+		}
+	}
+}
+
+// readLoop handles client frames until the connection ends.
+func (c *client) readLoop(ctx context.Context) {
+	for {
+		typ, b, err := c.conn.Read(ctx)
+		if err != nil {
+			switch {
+			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(err.Error(), "read limited"):
+				c.s.audit(c.p, "ws", "oversized frame", "")
+				c.kill(reasonOversized)
+			case ctx.Err() != nil:
+				c.kill(reasonShutdown)
+			default:
+				c.kill(reasonClosed)
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			c.refuse(websocket.StatusUnsupportedData, "binary frames are not accepted")
+			return
+		}
+		m, err := parseClientMsg(b)
+		if err != nil {
+			c.s.metrics.wsRefused.WithLabelValues(reasonMalformed).Inc()
+			c.refuse(websocket.StatusInvalidFramePayloadData, "malformed frame: "+err.Error())
+			return
+		}
+		if err := c.handle(ctx, m); err != nil {
+			c.kill(reasonError)
+			return
+		}
+	}
+}
+
+// refuse closes the connection with a status and reason the client sees.
+func (c *client) refuse(code websocket.StatusCode, reason string) {
+	c.killOnce.Do(func() {
+		c.reason = reasonMalformed
+		close(c.dead)
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		_ = c.conn.Close(code, reason)
+	})
+}
+
+type ackFrame struct {
+	Type    string `json:"type"`
+	Channel string `json:"channel,omitempty"`
+	Last    string `json:"last,omitempty"`
+	Code    int    `json:"code,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+type snapshotFrame struct {
+	Type    string            `json:"type"`
+	Channel string            `json:"channel"`
+	Tiles   []json.RawMessage `json:"tiles"`
+}
+
+func (c *client) handle(ctx context.Context, m *clientMsg) error {
+	h := c.s.hub
+	switch m.Op {
+	case "ping":
+		c.enqueue(mustJSON(ackFrame{Type: "pong"}))
+		return nil
+	case "unsubscribe":
+		h.unsubscribe(c, m.Channel)
+		c.enqueue(mustJSON(ackFrame{Type: "unsubscribed", Channel: m.Channel}))
+		return nil
+	}
+	kind, arg := splitChannel(m.Channel)
+	if reason := c.s.channelDenied(ctx, c.p, kind, arg); reason != "" {
+		c.s.audit(c.p, "ws subscribe "+m.Channel, reason, "")
+		c.enqueue(mustJSON(ackFrame{Type: "error", Channel: m.Channel, Code: 403, Reason: reason}))
+		return nil
+	}
+	switch kind {
+	case chanWarnings:
+		last, err := c.catchUp(ctx, m)
+		if err != nil {
+			return err
+		}
+		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel, Last: last}))
+	case chanClass:
+		h.mu.Lock()
+		addTo(h.classSubs, arg, c)
+		h.mu.Unlock()
+		tiles, err := c.s.rdb.HGetAll(ctx, TilesKey(arg)).Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			c.s.logger.Warn("reading class tiles", "class", arg, "err", err)
+		}
+		snap := snapshotFrame{Type: "snapshot", Channel: m.Channel, Tiles: []json.RawMessage{}}
+		for _, v := range tiles {
+			if json.Valid([]byte(v)) {
+				snap.Tiles = append(snap.Tiles, json.RawMessage(v))
+			}
+		}
+		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel}))
+		c.enqueue(mustJSON(snap))
+	case chanStudent:
+		h.mu.Lock()
+		addTo(h.studentSubs, arg, c)
+		h.mu.Unlock()
+		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel}))
+	}
+	return nil
+}
+
+// catchUp subscribes the client to live warnings and first sends what it
+// missed: entries after m.After, or the last m.Backlog entries. Live
+// entries arriving meanwhile are held and sent after, without duplicates.
+// It returns the id of the last entry sent.
+func (c *client) catchUp(ctx context.Context, m *clientMsg) (string, error) {
+	c.mu.Lock()
+	c.catchingUp = m.After != "" || m.Backlog > 0
+	c.mu.Unlock()
+	c.s.hub.subscribeWarnings(c)
+	if !c.catchingUp {
+		return "", nil
+	}
+	var sent streamID
+	if m.After != "" {
+		sent, _ = parseStreamID(m.After)
+	}
+	send := func(id string, raw []byte) error {
+		sid, err := parseStreamID(id)
+		if err != nil || !sent.less(sid) {
+			return nil
+		}
+		sent = sid
+		var w stream.Warning
+		if stream.DecodeInto(raw, &w) != nil {
+			return nil
+		}
+		if !c.s.visibility(ctx, &w).visibleTo(c.p) {
+			return nil
+		}
+		return c.sendBlocking(ctx, mustJSON(warningFrame{Type: "warning", ID: id, Warning: raw}))
+	}
+	var err error
+	if m.After != "" {
+		err = c.s.rangeAfter(ctx, m.After, c.s.cfg.CatchUpLimit, send)
+	} else {
+		err = c.s.lastN(ctx, m.Backlog, send)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.catchingUp = false
+	if sent.less(c.lastWarn) {
+		sent = c.lastWarn
+	}
+	c.lastWarn = sent
+	for _, p := range c.pending {
+		if c.lastWarn.less(p.id) {
+			c.lastWarn = p.id
+			c.enqueue(p.data)
+		}
+	}
+	c.pending = nil
+	if err != nil {
+		return "", err
+	}
+	return c.lastWarn.String(), nil
+}
+
+// sendBlocking queues a catch-up frame, waiting (within the write timeout)
+// for room: a catch-up may be longer than the queue.
+func (c *client) sendBlocking(ctx context.Context, b []byte) error {
+	t := time.NewTimer(c.s.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.send <- b:
+		return nil
+	case <-c.dead:
+		return errors.New("client gone")
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		c.kill(reasonSlow)
+		return errors.New("client too slow for catch-up")
+	}
+}

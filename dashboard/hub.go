@@ -1,0 +1,272 @@
+package dashboard
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"sync"
+
+	"github.com/classpulse/classpulse/stream"
+)
+
+// hub routes the live feed to connected clients. It holds the subscription
+// indexes; each client holds its own send queue and resume position. The
+// hub never blocks on a client: a client whose queue is full is dropped.
+type hub struct {
+	s      *Server
+	logger *slog.Logger
+
+	mu          sync.RWMutex
+	clients     map[*client]struct{}
+	warnSubs    map[*client]struct{}
+	classSubs   map[string]map[*client]struct{}
+	studentSubs map[string]map[*client]struct{}
+}
+
+func newHub(s *Server) *hub {
+	return &hub{
+		s:           s,
+		logger:      s.logger.With("component", "hub"),
+		clients:     map[*client]struct{}{},
+		warnSubs:    map[*client]struct{}{},
+		classSubs:   map[string]map[*client]struct{}{},
+		studentSubs: map[string]map[*client]struct{}{},
+	}
+}
+
+func (h *hub) add(c *client) {
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	n := len(h.clients)
+	h.mu.Unlock()
+	h.s.metrics.wsClients.Set(float64(n))
+}
+
+func (h *hub) remove(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	delete(h.warnSubs, c)
+	for k, set := range h.classSubs {
+		if _, ok := set[c]; ok {
+			delete(set, c)
+			if len(set) == 0 {
+				delete(h.classSubs, k)
+			}
+		}
+	}
+	for k, set := range h.studentSubs {
+		if _, ok := set[c]; ok {
+			delete(set, c)
+			if len(set) == 0 {
+				delete(h.studentSubs, k)
+			}
+		}
+	}
+	n := len(h.clients)
+	h.mu.Unlock()
+	h.s.metrics.wsClients.Set(float64(n))
+}
+
+func (h *hub) subscribeWarnings(c *client) {
+	h.mu.Lock()
+	h.warnSubs[c] = struct{}{}
+	h.mu.Unlock()
+}
+
+func addTo(m map[string]map[*client]struct{}, key string, c *client) {
+	set := m[key]
+	if set == nil {
+		set = map[*client]struct{}{}
+		m[key] = set
+	}
+	set[c] = struct{}{}
+}
+
+func removeFrom(m map[string]map[*client]struct{}, key string, c *client) {
+	if set := m[key]; set != nil {
+		delete(set, c)
+		if len(set) == 0 {
+			delete(m, key)
+		}
+	}
+}
+
+func (h *hub) unsubscribe(c *client, channel string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	kind, arg := splitChannel(channel)
+	switch kind {
+	case chanWarnings:
+		delete(h.warnSubs, c)
+	case chanClass:
+		removeFrom(h.classSubs, arg, c)
+	case chanStudent:
+		removeFrom(h.studentSubs, arg, c)
+	}
+}
+
+// clientCount reports the connected clients.
+func (h *hub) clientCount() int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.clients)
+}
+
+// closeAll disconnects every client at shutdown.
+func (h *hub) closeAll() {
+	h.mu.RLock()
+	cs := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		cs = append(cs, c)
+	}
+	h.mu.RUnlock()
+	for _, c := range cs {
+		c.kill(reasonShutdown)
+	}
+}
+
+// Frames the server sends (docs/api.md).
+type warningFrame struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id,omitempty"`
+	Warning json.RawMessage `json:"warning"`
+}
+
+type tileFrame struct {
+	Type string          `json:"type"`
+	Tile json.RawMessage `json:"tile"`
+}
+
+type interventionFrame struct {
+	Type         string          `json:"type"`
+	ID           string          `json:"id"`
+	Intervention json.RawMessage `json:"intervention"`
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Only frames of raw, already validated JSON and plain structs are
+		// marshalled here; failure is a programming error.
+		panic(err)
+	}
+	return b
+}
+
+// onWarning fans one entry of the live warnings stream out. It runs on the
+// single reader goroutine, so entries reach every client in stream order.
+func (h *hub) onWarning(ctx context.Context, id string, raw []byte) {
+	var w stream.Warning
+	if err := stream.DecodeInto(raw, &w); err != nil {
+		h.s.metrics.live.WithLabelValues("warning", "invalid").Inc()
+		h.logger.Warn("invalid warning on the live stream, skipped", "stream_id", id, "err", err)
+		return
+	}
+	sid, err := parseStreamID(id)
+	if err != nil {
+		return
+	}
+	h.s.metrics.live.WithLabelValues("warning", "ok").Inc()
+	frame := mustJSON(warningFrame{Type: "warning", ID: id, Warning: raw})
+	v := h.s.visibility(ctx, &w)
+	h.mu.RLock()
+	targets := make([]*client, 0, len(h.warnSubs))
+	for c := range h.warnSubs {
+		targets = append(targets, c)
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		if v.visibleTo(c.p) {
+			c.offerWarning(sid, frame)
+		}
+	}
+}
+
+// onTile sends one tile to the clients watching its session or course.
+func (h *hub) onTile(raw []byte) {
+	var t stream.Tile
+	if err := stream.DecodeInto(raw, &t); err != nil {
+		h.s.metrics.live.WithLabelValues("tile", "invalid").Inc()
+		h.logger.Debug("invalid tile on the live channel, skipped", "err", err)
+		return
+	}
+	h.s.metrics.live.WithLabelValues("tile", "ok").Inc()
+	if r, ok := h.s.students.(tileRecorder); ok {
+		r.record(&t)
+	}
+	frame := mustJSON(tileFrame{Type: "tile", Tile: raw})
+	h.mu.RLock()
+	a, b := h.classSubs[t.Session], h.classSubs[t.Course]
+	targets := make([]*client, 0, len(a)+len(b))
+	for c := range a {
+		targets = append(targets, c)
+	}
+	for c := range b {
+		if _, dup := a[c]; !dup {
+			targets = append(targets, c)
+		}
+	}
+	h.mu.RUnlock()
+	for _, c := range targets {
+		c.enqueue(frame)
+	}
+}
+
+// studentActions are the help-loop steps a student or guardian sees on a
+// released warning; assignment and escalation are staff business.
+var studentActions = map[string]bool{
+	stream.ActionConfirm: true, stream.ActionNotice: true, stream.ActionPlan: true,
+	stream.ActionFollowUp: true, stream.ActionClose: true,
+}
+
+// onIntervention sends a help-loop step to everyone viewing the student it
+// concerns; a confirmation also releases the warning to the student's own
+// connections.
+func (h *hub) onIntervention(ctx context.Context, id string, raw []byte) {
+	var iv stream.Intervention
+	if err := stream.DecodeInto(raw, &iv); err != nil {
+		h.s.metrics.live.WithLabelValues("intervention", "invalid").Inc()
+		h.logger.Warn("invalid intervention on the live stream, skipped", "stream_id", id, "err", err)
+		return
+	}
+	h.s.metrics.live.WithLabelValues("intervention", "ok").Inc()
+	frame := mustJSON(interventionFrame{Type: "intervention", ID: id, Intervention: raw})
+	h.mu.RLock()
+	targets := make([]*client, 0, len(h.studentSubs[iv.Student])+4)
+	for c := range h.studentSubs[iv.Student] {
+		targets = append(targets, c)
+	}
+	var warnTargets []*client
+	if iv.Action == stream.ActionConfirm {
+		for c := range h.warnSubs {
+			if (c.p.Role == RoleStudent || c.p.Role == RoleGuardian) && c.p.CanSeeStudent(iv.Student, "", false) {
+				warnTargets = append(warnTargets, c)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	released := -1 // unknown until a student or guardian needs it
+	isReleased := func() bool {
+		if released < 0 {
+			released = 0
+			if ok, _ := h.s.released(ctx, iv.Warning); ok {
+				released = 1
+			}
+		}
+		return released == 1
+	}
+	for _, c := range targets {
+		if c.p.Role.Staff() || (studentActions[iv.Action] && isReleased()) {
+			c.enqueue(frame)
+		}
+	}
+	if len(warnTargets) > 0 && isReleased() {
+		rec, err := h.s.store.Get(ctx, iv.Warning)
+		if err == nil && len(rec.Warning) > 0 {
+			rf := mustJSON(warningFrame{Type: "released", Warning: rec.Warning})
+			for _, c := range warnTargets {
+				c.enqueue(rf)
+			}
+		}
+	}
+}

@@ -1,0 +1,229 @@
+package dashboard
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/classpulse/classpulse/stream"
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
+)
+
+func TestWarningFromLiveStreamReachesSubscriber(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	c, _, err := h.dial(h.token(Claims{Role: RoleInstructor, Classes: []string{"S1"}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, map[string]any{"op": "subscribe", "channel": "warnings"})
+	next(t, c, "subscribed", 5*time.Second)
+	h.xaddWarning(warning("s9", "S2", "C9", stream.CategoryEngagement, stream.LevelYellow)) // another class: not sent
+	w := warning("s1", "S1", "C1", stream.CategoryEngagement, stream.LevelYellow)
+	id := h.xaddWarning(w)
+	f := next(t, c, "warning", 5*time.Second)
+	if f.ID != id || f.Warning.Ref != w.Ref || f.Warning.Student != "s1" {
+		t.Fatalf("got frame id %s warning %+v, want id %s ref %s", f.ID, f.Warning, id, w.Ref)
+	}
+}
+
+func TestTilesReachClassSubscribersWithSnapshot(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	ctx := context.Background()
+	tile := func(student string, att float64) string {
+		tl := &stream.Tile{Header: stream.NewHeader(student, time.Now()), Session: "S1", Course: "C1", Captured: true, Attention: att, FacePresent: true}
+		b, err := stream.Encode(tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	h.rdb.HSet(ctx, TilesKey("S1"), "s1", tile("s1", 0.8))
+	c, _, err := h.dial(h.token(Claims{Role: RoleInstructor, Classes: []string{"S1"}}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, map[string]any{"op": "subscribe", "channel": "class:S1"})
+	snap := next(t, c, "snapshot", 5*time.Second)
+	if len(snap.Tiles) != 1 {
+		t.Fatalf("snapshot has %d tiles, want 1", len(snap.Tiles))
+	}
+	// Publish until the subscription of the replica is in place.
+	deadline := time.Now().Add(5 * time.Second)
+	got := make(chan anyFrame, 1)
+	go func() { got <- next(t, c, "tile", 5*time.Second) }()
+	for {
+		h.rdb.Publish(ctx, LiveTiles, tile("s2", 0.2))
+		select {
+		case f := <-got:
+			if f.Tile.Student != "s2" || f.Tile.Attention != 0.2 {
+				t.Fatalf("tile %+v", f.Tile)
+			}
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no tile frame")
+		}
+	}
+}
+
+func TestReconnectResumesAfterLastSeenWarning(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	tok := h.token(Claims{Role: RoleAdmin})
+	c, _, err := h.dial(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, map[string]any{"op": "subscribe", "channel": "warnings"})
+	next(t, c, "subscribed", 5*time.Second)
+	h.xaddWarning(warning("s1", "S1", "C1", stream.CategoryEngagement, stream.LevelYellow))
+	last := next(t, c, "warning", 5*time.Second).ID
+	c.CloseNow()
+
+	// Raised while the client was away.
+	var missed []string
+	for i := 0; i < 5; i++ {
+		missed = append(missed, h.xaddWarning(warning("s2", "S1", "C1", stream.CategoryEngagement, stream.LevelRed)))
+	}
+	c2, _, err := h.dial(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c2, map[string]any{"op": "subscribe", "channel": "warnings", "after": last})
+	for _, want := range missed {
+		if f := next(t, c2, "warning", 5*time.Second); f.ID != want {
+			t.Fatalf("resumed with %s, want %s", f.ID, want)
+		}
+	}
+	ack := next(t, c2, "subscribed", 5*time.Second)
+	if ack.Last != missed[len(missed)-1] {
+		t.Fatalf("ack last %s, want %s", ack.Last, missed[len(missed)-1])
+	}
+	// And live ones follow without duplicates.
+	id := h.xaddWarning(warning("s3", "S1", "C1", stream.CategoryEngagement, stream.LevelRed))
+	if f := next(t, c2, "warning", 5*time.Second); f.ID != id {
+		t.Fatalf("live after resume: %s, want %s", f.ID, id)
+	}
+}
+
+func TestWebSocketRefusals(t *testing.T) {
+	h := startHarness(t, Config{MaxMessageBytes: 1024}, nil)
+	admin := h.token(Claims{Role: RoleAdmin})
+	t.Run("unauthenticated", func(t *testing.T) {
+		_, resp, err := h.dial("", nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("want 401, got %v %v", resp, err)
+		}
+	})
+	t.Run("forged token", func(t *testing.T) {
+		other, _, _ := NewKeys("ephemeral")
+		tok, _ := IssueToken(other, Claims{Subject: "x", Role: RoleAdmin, Expires: time.Now().Add(time.Hour).Unix()})
+		_, resp, err := h.dial(tok, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("want 401, got %v %v", resp, err)
+		}
+	})
+	t.Run("wrong origin", func(t *testing.T) {
+		_, resp, err := h.dial(admin, http.Header{"Origin": {"http://evil.example"}})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("want 403, got %v %v", resp, err)
+		}
+	})
+	t.Run("own origin accepted", func(t *testing.T) {
+		c, _, err := h.dial(admin, http.Header{"Origin": {"http://" + h.srv.Addr()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, c, map[string]any{"op": "ping"})
+		next(t, c, "pong", 5*time.Second)
+	})
+	closeStatus := func(t *testing.T, c *websocket.Conn) websocket.StatusCode {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return websocket.CloseStatus(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name  string
+		typ   websocket.MessageType
+		frame string
+		want  websocket.StatusCode
+	}{
+		{"oversized", websocket.MessageText, `{"op":"ping","channel":"` + strings.Repeat("x", 2000) + `"}`, websocket.StatusMessageTooBig},
+		{"not json", websocket.MessageText, `{"op":`, websocket.StatusInvalidFramePayloadData},
+		{"unknown op", websocket.MessageText, `{"op":"drop_table"}`, websocket.StatusInvalidFramePayloadData},
+		{"unknown field", websocket.MessageText, `{"op":"ping","x":1}`, websocket.StatusInvalidFramePayloadData},
+		{"bad channel", websocket.MessageText, `{"op":"subscribe","channel":"class:{evil}"}`, websocket.StatusInvalidFramePayloadData},
+		{"binary", websocket.MessageBinary, `{"op":"ping"}`, websocket.StatusUnsupportedData},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _, err := h.dial(admin, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := c.Write(ctx, tc.typ, []byte(tc.frame)); err != nil {
+				t.Fatal(err)
+			}
+			if got := closeStatus(t, c); got != tc.want {
+				t.Fatalf("close status %v, want %v", got, tc.want)
+			}
+		})
+	}
+	t.Run("channel outside scope", func(t *testing.T) {
+		c, _, err := h.dial(h.token(Claims{Role: RoleInstructor, Classes: []string{"S1"}}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, c, map[string]any{"op": "subscribe", "channel": "class:S2"})
+		if f := next(t, c, "error", 5*time.Second); f.Code != 403 || !strings.Contains(f.Reason, "S2") {
+			t.Fatalf("got %+v", f)
+		}
+	})
+}
+
+func TestSlowClientIsDroppedWithoutDelayingOthers(t *testing.T) {
+	h := startHarness(t, Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond}, nil)
+	tok := h.token(Claims{Role: RoleAdmin})
+	slow, _, err := h.dial(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, slow, map[string]any{"op": "subscribe", "channel": "warnings"})
+	next(t, slow, "subscribed", 5*time.Second)
+	fast, _, err := h.dial(tok, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, fast, map[string]any{"op": "subscribe", "channel": "warnings"})
+	next(t, fast, "subscribed", 5*time.Second)
+
+	// The slow client never reads again. Large warnings fill its socket
+	// buffers and then its queue; the fast one must get every warning.
+	ctx := context.Background()
+	big := strings.Repeat("x", 1900)
+	const n = 3000
+	var last string
+	go func() {
+		for i := 0; i < n; i++ {
+			w := warning("s1", "S1", "C1", stream.CategoryEngagement, stream.LevelYellow)
+			w.Reason = big
+			b, _ := stream.Encode(w)
+			last, _ = h.rdb.XAdd(ctx, &redis.XAddArgs{Stream: LiveWarnings, Values: map[string]any{"e": string(b)}}).Result()
+		}
+	}()
+	for i := 0; i < n; i++ {
+		next(t, fast, "warning", 10*time.Second)
+	}
+	_ = last
+	if v := counterValue(t, h.reg, "classpulse_dashboard_websocket_disconnects_total", "reason", "slow"); v < 1 {
+		t.Fatalf("slow client not dropped (disconnects{reason=slow} = %v)", v)
+	}
+}
