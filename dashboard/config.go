@@ -29,7 +29,8 @@ type Config struct {
 	TokenKeys string
 	// SendQueue is how many frames may wait for one WebSocket client. A
 	// client whose queue is full is disconnected, never waited for.
-	// Default 256.
+	// Default 256; keep it above 100, the most live entries the hub hands
+	// over at once, so that a burst does not drop healthy clients.
 	SendQueue int
 	// MaxMessageBytes bounds one frame from a client and one API body.
 	// Default 8192 (frames) and 64 KiB (bodies, eight times this).

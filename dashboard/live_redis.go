@@ -72,7 +72,7 @@ func streamTail(ctx context.Context, rdb redis.UniversalClient, key string, logg
 			}
 			last = id
 		}
-		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: 1000, Block: 5 * time.Second}).Result()
+		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{key, last}, Count: 100, Block: time.Second}).Result()
 		if errors.Is(err, redis.Nil) {
 			continue
 		}

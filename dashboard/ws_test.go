@@ -190,7 +190,7 @@ func TestWebSocketRefusals(t *testing.T) {
 }
 
 func TestSlowClientIsDroppedWithoutDelayingOthers(t *testing.T) {
-	h := startHarness(t, Config{SendQueue: 16, WriteTimeout: 300 * time.Millisecond}, nil)
+	h := startHarness(t, Config{SendQueue: 128, WriteTimeout: 300 * time.Millisecond}, nil)
 	tok := h.token(Claims{Role: RoleAdmin})
 	slow, _, err := h.dial(tok, nil)
 	if err != nil {
@@ -208,8 +208,8 @@ func TestSlowClientIsDroppedWithoutDelayingOthers(t *testing.T) {
 	// The slow client never reads again. Large warnings fill its socket
 	// buffers and then its queue; the fast one must get every warning.
 	ctx := context.Background()
-	big := strings.Repeat("x", 1900)
-	const n = 3000
+	big := strings.Repeat("x", 1990)
+	const n = 6000
 	var last string
 	go func() {
 		for i := 0; i < n; i++ {
