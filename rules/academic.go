@@ -85,12 +85,12 @@ func (e *evaluator) study(term *Term) {
 	switch {
 	case red && len(redShort) >= p.Study.MinCourses:
 		e.add(RuleStudy, FamilyAcademic, stream.CategoryStudy, stream.LevelRed, "",
-			strconv.Itoa(len(redShort))+" courses below "+pct(float64(p.Study.RedShare))+" of the term's required study time in the last "+
+			count(len(redShort), "course")+" below "+pct(float64(p.Study.RedShare))+" of the term's required study time in the last "+
 				strconv.Itoa(p.Study.RedLastDays)+" days before term end: "+shortList(redShort),
 			studyEvidence(redShort, p.Study.MinCourses, float64(p.Study.RedShare)))
 	case len(yellowShort) >= p.Study.MinCourses:
 		e.add(RuleStudy, FamilyAcademic, stream.CategoryStudy, stream.LevelYellow, "",
-			strconv.Itoa(len(yellowShort))+" courses below required study time for period "+period+": "+shortList(yellowShort),
+			count(len(yellowShort), "course")+" below required study time for period "+period+": "+shortList(yellowShort),
 			studyEvidence(yellowShort, p.Study.MinCourses, 1))
 	}
 }
@@ -143,7 +143,7 @@ func (e *evaluator) grade() {
 		names[i] = e.courseName(id)
 	}
 	e.add(RuleGrade, FamilyAcademic, stream.CategoryGrade, level, "",
-		strconv.Itoa(n)+" failed courses in term "+term+": "+strings.Join(names, ", "),
+		count(n, "failed course")+" in term "+term+": "+strings.Join(names, ", "),
 		map[string]float64{"failed": float64(n), "yellow_failed": float64(e.p.Grade.YellowFailed), "red_failed": float64(e.p.Grade.RedFailed)})
 }
 
@@ -292,7 +292,7 @@ func (e *evaluator) degree(term *Term) {
 	if len(failed)+len(missing) > 0 {
 		var parts []string
 		if len(failed) > 0 {
-			parts = append(parts, strconv.Itoa(len(failed))+" failed courses ("+e.names(failed)+")")
+			parts = append(parts, count(len(failed), "failed course")+" ("+e.names(failed)+")")
 		}
 		if len(missing) > 0 {
 			parts = append(parts, "required courses not passed ("+e.names(missing)+")")

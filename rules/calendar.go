@@ -21,14 +21,20 @@ type Date struct {
 // UnmarshalYAML parses a "YYYY-MM-DD" scalar.
 func (d *Date) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a date YYYY-MM-DD")
+		return lineErr(n, "want a date YYYY-MM-DD")
 	}
 	t, err := time.Parse("2006-01-02", n.Value)
 	if err != nil {
-		return fmt.Errorf("%q is not a date YYYY-MM-DD", n.Value)
+		return lineErr(n, fmt.Sprintf("%q is not a date YYYY-MM-DD", n.Value))
 	}
 	*d = Date{t.Year(), t.Month(), t.Day()}
 	return nil
+}
+
+// lineErr reports a problem with node n the way yaml.v3 reports its own,
+// so that decoding goes on and the problem is listed with its line.
+func lineErr(n *yaml.Node, msg string) error {
+	return &yaml.TypeError{Errors: []string{"line " + strconv.Itoa(n.Line) + ": " + msg}}
 }
 
 // IsZero reports whether the date was not given.
@@ -48,21 +54,21 @@ type Ratio float64
 // UnmarshalYAML parses a number or "a/b".
 func (r *Ratio) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("want a number or a fraction like 2/3")
+		return lineErr(n, "want a number or a fraction like 2/3")
 	}
 	s := strings.TrimSpace(n.Value)
 	if a, b, ok := strings.Cut(s, "/"); ok {
 		x, err1 := strconv.ParseFloat(strings.TrimSpace(a), 64)
 		y, err2 := strconv.ParseFloat(strings.TrimSpace(b), 64)
 		if err1 != nil || err2 != nil || y == 0 {
-			return fmt.Errorf("%q is not a fraction like 2/3", s)
+			return lineErr(n, fmt.Sprintf("%q is not a fraction like 2/3", s))
 		}
 		*r = Ratio(x / y)
 		return nil
 	}
 	x, err := strconv.ParseFloat(s, 64)
 	if err != nil {
-		return fmt.Errorf("%q is not a number or a fraction like 2/3", s)
+		return lineErr(n, fmt.Sprintf("%q is not a number or a fraction like 2/3", s))
 	}
 	*r = Ratio(x)
 	return nil

@@ -40,3 +40,11 @@ func evKey(id, suffix string) string {
 	}
 	return id + suffix
 }
+
+// count says "1 course" or "3 courses".
+func count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
