@@ -124,7 +124,7 @@ type Comparison struct {
 	Classes []string      `json:"classes"`
 	Train   []int         `json:"-"` // row indices of the dataset
 	Test    []int         `json:"-"`
-	Truth   []int         `json:"-"` // true class of each Test row
+	Truth   []int         `json:"-"`       // true class of each Test row
 	Results []ModelResult `json:"results"` // GBT first, the majority-class baseline last
 }
 
