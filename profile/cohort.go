@@ -127,7 +127,7 @@ func GenerateCohort(cfg CohortConfig) (*Cohort, error) {
 // and returns the final score.
 func drawStudent(rng *rand.Rand, p *planted, windows int, r []float64) float64 {
 	effort, ability := rng.NormFloat64(), rng.NormFloat64()
-	final := clamp(p.final+7*ability+3*effort+4*rng.NormFloat64(), 0, 100)
+	final := math.Round(clamp(p.final+7*ability+3*effort+4*rng.NormFloat64(), 0, 100)*10) / 10
 	quiz := clamp(0.2*(p.final+7*ability+5*rng.NormFloat64()), 0, 20)
 	act := math.Exp(0.15 * effort)
 	k := 0
@@ -139,7 +139,7 @@ func drawStudent(rng *rand.Rand, p *planted, windows int, r []float64) float64 {
 	put(math.Round(p.videoH * 3600 * math.Exp(0.35*effort+0.25*rng.NormFloat64())))
 	// Outcome.
 	put(math.Round(quiz*2) / 2)
-	put(math.Round(final*10) / 10)
+	put(final)
 	// Emotion.
 	put(poisson(rng, p.visits*act))
 	put(poisson(rng, p.views*act))

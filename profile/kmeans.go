@@ -17,6 +17,10 @@ type KMeansConfig struct {
 	// Restarts is the number of k-means++ seedings tried; the run with the
 	// least inertia wins. Default 3.
 	Restarts int
+	// Tol ends the Lloyd iterations once at most this share of the rows
+	// changed cluster in one iteration; default 1e-4 (on fewer than 10,000
+	// rows: until no row changes).
+	Tol float64
 	// Seed makes the run reproducible: the same seed and data give the same
 	// clustering on any machine and any GOMAXPROCS.
 	Seed uint64
@@ -50,10 +54,14 @@ func KMeans(x [][]float64, cfg KMeansConfig) (*Clustering, error) {
 	if cfg.Restarts <= 0 {
 		cfg.Restarts = 3
 	}
+	if cfg.Tol <= 0 {
+		cfg.Tol = 1e-4
+	}
+	stop := int(cfg.Tol * float64(len(x)))
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x6b6d65616e73))
 	var best *Clustering
 	for range cfg.Restarts {
-		c := lloyd(x, seedPlusPlus(x, cfg.K, rng), cfg.MaxIter)
+		c := lloyd(x, seedPlusPlus(x, cfg.K, rng), cfg.MaxIter, stop)
 		if best == nil || c.Inertia < best.Inertia {
 			best = c
 		}
@@ -107,7 +115,7 @@ type chunkStats struct {
 	changed int
 }
 
-func lloyd(x [][]float64, cent [][]float64, maxIter int) *Clustering {
+func lloyd(x [][]float64, cent [][]float64, maxIter, stop int) *Clustering {
 	k, d, n := len(cent), len(x[0]), len(x)
 	assign := make([]int, n)
 	for i := range assign {
@@ -190,7 +198,7 @@ func lloyd(x [][]float64, cent [][]float64, maxIter int) *Clustering {
 			counts[j] = 1
 			changed++
 		}
-		if changed == 0 {
+		if changed <= stop {
 			break
 		}
 	}
@@ -234,7 +242,8 @@ func sqDist(a, b []float64) float64 {
 	return s
 }
 
-// Elbow runs K-means for k = 1..maxK and picks the elbow of the inertia
+// Elbow runs K-means (one k-means++ seeding unless cfg.Restarts says
+// otherwise) for k = 1..maxK and picks the elbow of the inertia
 // curve: the k whose point lies farthest below the straight line from the
 // curve's first point to its last (both axes scaled to [0, 1]). It returns
 // the chosen k and the inertia of every k.
@@ -247,6 +256,9 @@ func Elbow(x [][]float64, maxK int, cfg KMeansConfig) (int, []float64, error) {
 		return 0, nil, fmt.Errorf("%w: elbow needs at least 2 rows", ErrTooFewRows)
 	}
 	inertia := make([]float64, maxK)
+	if cfg.Restarts <= 0 {
+		cfg.Restarts = 1
+	}
 	for k := 1; k <= maxK; k++ {
 		c := cfg
 		c.K = k

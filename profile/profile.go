@@ -3,6 +3,7 @@ package profile
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -19,7 +20,7 @@ type Options struct {
 	MaxK int
 	// ElbowSample bounds the rows the elbow method clusters for each k
 	// (a seeded random sample); the final clustering uses every row.
-	// Default 20,000.
+	// Default 10,000.
 	ElbowSample int
 	// Label is the column the grade is taken from; default final_score.
 	// Prediction is skipped when the table has no such column.
@@ -42,7 +43,7 @@ func (o *Options) defaults() {
 		o.MaxK = 8
 	}
 	if o.ElbowSample <= 0 {
-		o.ElbowSample = 20_000
+		o.ElbowSample = 10_000
 	}
 	if o.Label == "" {
 		o.Label = ColFinalScore
@@ -146,7 +147,12 @@ func Run(t *Table, opt Options) (*Result, error) {
 	for i, r := range t.Rows {
 		raw[i] = slices.Clone(r)
 	}
-	res.Imputed = Impute(raw, Medians(raw, len(t.Columns)))
+	for _, r := range raw {
+		if slices.ContainsFunc(r, math.IsNaN) {
+			res.Imputed = Impute(raw, Medians(raw, len(t.Columns)))
+			break
+		}
+	}
 	x := FitScaler(raw, len(t.Columns)).Transform(raw)
 	res.Normalised = x
 	mark("normalise")
@@ -164,7 +170,7 @@ func Run(t *Table, opt Options) (*Result, error) {
 				sample[k] = x[i]
 			}
 		}
-		k, curve, err := Elbow(sample, opt.MaxK, km)
+		k, curve, err := Elbow(sample, opt.MaxK, KMeansConfig{Seed: opt.Seed})
 		if err != nil {
 			return nil, err
 		}

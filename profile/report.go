@@ -263,8 +263,8 @@ func radarSVGs(res *Result) []template.HTML {
 		mean[j] /= float64(max(1, len(res.Normalised)))
 	}
 	overall := pick(mean)
-	const S, R = 340.0, 105.0
-	cx, cy := S/2, S/2
+	const W, S, R = 420.0, 340.0, 105.0
+	cx, cy := W/2, S/2
 	n := len(names)
 	pt := func(k int, v float64) (float64, float64) {
 		a := 2*math.Pi*float64(k)/float64(n) - math.Pi/2
@@ -281,7 +281,7 @@ func radarSVGs(res *Result) []template.HTML {
 	var out []template.HTML
 	for c, p := range res.Profiles {
 		var b strings.Builder
-		fmt.Fprintf(&b, `<figure><svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" role="img" aria-label="radar %s">`, S, S, html.EscapeString(p.Name))
+		fmt.Fprintf(&b, `<figure><svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" role="img" aria-label="radar %s">`, W, S, html.EscapeString(p.Name))
 		for _, ring := range []float64{0.25, 0.5, 0.75, 1} {
 			ringVals := make([]float64, n)
 			for k := range ringVals {
