@@ -14,7 +14,9 @@ import (
 // also remembers recently cleared warnings while their cool-down runs.
 type Open map[string]*OpenWarning
 
-// OpenWarning is one warning's lifecycle entry.
+// OpenWarning is one warning's lifecycle entry. Entries are shared between
+// the Open passed to Reconcile and the one it returns (and Evidence with the
+// finding it came from); treat them as read-only.
 type OpenWarning struct {
 	// Ref is the id of the event that raised the warning; every later
 	// transition carries it.
@@ -82,10 +84,13 @@ func (p *Policy) hold(f Family) Hold {
 //
 // Reconcile is pure given now apart from the fresh event ids.
 func Reconcile(p *Policy, student, session string, open Open, findings []Finding, evaluated Family, now time.Time) (Open, []*stream.Warning) {
+	// Copy on write: next shares open's entries until one changes.
 	next := make(Open, len(open)+len(findings))
-	for k, w := range open {
-		c := *w
+	maps.Copy(next, open)
+	edit := func(k string) *OpenWarning {
+		c := *next[k]
 		next[k] = &c
+		return &c
 	}
 	var out []*stream.Warning
 	seen := make(map[string]bool, len(findings))
@@ -113,8 +118,12 @@ func Reconcile(p *Policy, student, session string, open Open, findings []Finding
 		w := next[k]
 		switch {
 		case w.Active():
-			w.Reason, w.Evidence = f.Reason, maps.Clone(f.Evidence)
+			if w.Reason != f.Reason || !maps.Equal(w.Evidence, f.Evidence) {
+				w = edit(k)
+				w.Reason, w.Evidence = f.Reason, f.Evidence
+			}
 			if stream.LevelRank(f.Level) > stream.LevelRank(w.Level) {
+				w = edit(k)
 				w.Level, w.ChangedAt = f.Level, now
 				out = append(out, w.event(student, stream.StateEscalated, now))
 			}
@@ -123,7 +132,7 @@ func Reconcile(p *Policy, student, session string, open Open, findings []Finding
 		default:
 			w = &OpenWarning{
 				Rule: f.Rule, Course: f.Course, Category: f.Category, Level: f.Level,
-				Family: f.Family, Reason: f.Reason, Evidence: maps.Clone(f.Evidence),
+				Family: f.Family, Reason: f.Reason, Evidence: f.Evidence,
 				RaisedAt: now, ChangedAt: now,
 			}
 			if f.Family != FamilyAcademic {
@@ -158,6 +167,7 @@ func Reconcile(p *Policy, student, session string, open Open, findings []Finding
 		case now.Sub(w.RaisedAt) < h.MinHold:
 			// Held open: a signal that flaps stays one warning.
 		default:
+			w = edit(k)
 			w.Cleared, w.ChangedAt, w.CooldownUntil = true, now, now.Add(h.Cooldown)
 			w.Reason = clearedReason(w.Reason)
 			out = append(out, w.event(student, stream.StateCleared, now))

@@ -43,7 +43,7 @@ func TestDefaultPolicyReproducesDesign(t *testing.T) {
 		{"calculus difficulty", p.Course("calculus").Difficulty, 1.25},
 		{"law difficulty defaults to 1", p.Course("law").Difficulty, 1.0},
 		{"english name", p.Course("english").Name, "English"},
-		{"custom rules compiled", len(p.custom), 1},
+		{"no custom rules by default", len(p.custom), 0},
 		{"source", p.Source, "default"},
 	}
 	for _, c := range checks {
@@ -67,9 +67,9 @@ func TestPeriodAtBoundaries(t *testing.T) {
 	p := DefaultPolicy()
 	cst := p.Location()
 	cases := []struct {
-		at             time.Time
-		term, period   string
-		ok             bool
+		at           time.Time
+		term, period string
+		ok           bool
 	}{
 		{time.Date(2026, 9, 7, 0, 0, 0, 0, cst), "2026-autumn", "2026-autumn-1", true},
 		{time.Date(2026, 9, 6, 23, 59, 59, 0, cst), "", "", false},
@@ -118,6 +118,39 @@ func TestLoadPolicyAcceptsFractions(t *testing.T) {
 	}
 }
 
+// customPolicyText is the default policy with the custom rules of
+// testdata/custom_example.yaml in place of its empty list.
+func customPolicyText(tb testing.TB) string {
+	tb.Helper()
+	ex, err := os.ReadFile(filepath.Join("testdata", "custom_example.yaml"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Without its comments, so that edits in tests hit the rules, not the
+	// commented example.
+	var lines []string
+	for _, l := range strings.Split(string(DefaultPolicyYAML()), "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			lines = append(lines, l)
+		}
+	}
+	def := strings.Join(lines, "\n")
+	if !strings.Contains(def, "\ncustom: []\n") {
+		tb.Fatal("default policy has no empty custom list")
+	}
+	return strings.Replace(def, "\ncustom: []\n", "\n"+string(ex), 1)
+}
+
+// customPolicy loads customPolicyText.
+func customPolicy(tb testing.TB) *Policy {
+	tb.Helper()
+	p, err := LoadPolicy([]byte(customPolicyText(tb)), "custom_example.yaml")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
 // lineOf returns the 1-based line of the first occurrence of s in text.
 func lineOf(t *testing.T, text, s string) int {
 	t.Helper()
@@ -129,12 +162,12 @@ func lineOf(t *testing.T, text, s string) int {
 }
 
 func TestLoadPolicyRejectsNamingFieldAndLine(t *testing.T) {
-	def := string(DefaultPolicyYAML())
+	def := customPolicyText(t)
 	cases := []struct {
-		name       string
-		old, new   string // edit of the default policy
-		anchor     string // text on the line the error must name
-		want       string
+		name     string
+		old, new string // edit of the default policy
+		anchor   string // text on the line the error must name
+		want     string
 	}{
 		{"zero required hours", "      2026-autumn-1: 6\n", "      2026-autumn-1: -6\n", "2026-autumn-1: -6", "courses[2].required_hours.2026-autumn-1: must be in 0..10000 hours"},
 		{"red share zero", "red_share: 2/3", "red_share: 0", "red_share: 0", "study.red_share: must be in (0, 1]"},

@@ -66,8 +66,8 @@ func TestStudyRuleThresholds(t *testing.T) {
 	through := withPolicy(func(p *Policy) { p.Study.Basis = BasisThrough })
 	flat := withPolicy(func(p *Policy) { p.Study.Basis = BasisCompleted; p.Dynamic.RequiredTime = false })
 	def := DefaultPolicy()
-	nov23 := day(2026, 11, 23)      // period 3: periods 1 and 2 are complete
-	redStart := day(2027, 1, 4)     // first instant of the last 14 days
+	nov23 := day(2026, 11, 23)  // period 3: periods 1 and 2 are complete
+	redStart := day(2027, 1, 4) // first instant of the last 14 days
 	beforeRed := redStart.Add(-time.Second)
 	const eps = 1.0 / 3600 // one second
 	cases := []struct {
@@ -318,7 +318,7 @@ func TestPeerRuleBelowClassMedian(t *testing.T) {
 }
 
 func TestCustomRuleOffTask(t *testing.T) {
-	p := DefaultPolicy()
+	p := customPolicy(t)
 	cases := []struct {
 		name         string
 		offTask, all int64
