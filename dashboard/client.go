@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/classpulse/classpulse/stream"
@@ -89,7 +90,7 @@ func parseClientMsg(b []byte) (*clientMsg, error) {
 
 type pendingFrame struct {
 	id   streamID
-	data []byte
+	data *outFrame
 }
 
 // client is one WebSocket connection. The handler goroutine reads; one
@@ -99,7 +100,11 @@ type client struct {
 	s    *Server
 	conn *websocket.Conn
 	p    *Principal
-	send chan []byte
+	send chan *outFrame
+
+	// writeStart is when the write in progress began (Unix ns), 0 when
+	// idle; the hub's watchdog drops a client stuck past the deadline.
+	writeStart atomic.Int64
 
 	killOnce sync.Once
 	reason   string
@@ -122,9 +127,9 @@ func (c *client) kill(reason string) {
 }
 
 // enqueue offers a frame without blocking; a full queue drops the client.
-func (c *client) enqueue(b []byte) {
+func (c *client) enqueue(f *outFrame) {
 	select {
-	case c.send <- b:
+	case c.send <- f:
 	case <-c.dead:
 	default:
 		c.kill(reasonSlow)
@@ -133,7 +138,7 @@ func (c *client) enqueue(b []byte) {
 
 // offerWarning enqueues a live warning unless it was already sent (during
 // a catch-up); while catching up, it is held and sent after the catch-up.
-func (c *client) offerWarning(id streamID, frame []byte) {
+func (c *client) offerWarning(id streamID, frame *outFrame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.catchingUp {
@@ -151,11 +156,10 @@ func (c *client) offerWarning(id streamID, frame []byte) {
 	c.enqueue(frame)
 }
 
-// writeLoop sends queued frames, each within the write deadline, and pings
-// an idle connection so that dead peers are noticed.
+// writeLoop sends queued frames. Writes carry no per-write timer: the
+// hub's watchdog enforces the write deadline for every client at once,
+// which keeps the cost of a frame to one channel receive and one write.
 func (c *client) writeLoop(ctx context.Context) {
-	ping := time.NewTicker(30 * time.Second)
-	defer ping.Stop()
 	for {
 		select {
 		case <-c.dead:
@@ -163,24 +167,21 @@ func (c *client) writeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			c.kill(reasonShutdown)
 			return
-		case b := <-c.send:
-			wctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout)
-			err := c.conn.Write(wctx, websocket.MessageText, b)
-			cancel()
+		case f := <-c.send:
+			c.writeStart.Store(time.Now().UnixNano())
+			var err error
+			if f == pingFrame {
+				err = c.conn.Ping(ctx)
+			} else {
+				err = c.conn.Write(context.Background(), websocket.MessageText, f.b)
+			}
+			c.writeStart.Store(0)
 			if err != nil {
 				if ctx.Err() != nil {
 					c.kill(reasonShutdown)
 				} else {
-					c.kill(reasonSlow)
+					c.kill(reasonError)
 				}
-				return
-			}
-		case <-ping.C:
-			pctx, cancel := context.WithTimeout(ctx, c.s.cfg.WriteTimeout+10*time.Second)
-			err := c.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.kill(reasonError)
 				return
 			}
 		}
@@ -250,17 +251,17 @@ func (c *client) handle(ctx context.Context, m *clientMsg) error {
 	h := c.s.hub
 	switch m.Op {
 	case "ping":
-		c.enqueue(mustJSON(ackFrame{Type: "pong"}))
+		c.enqueue(newFrame(ackFrame{Type: "pong"}))
 		return nil
 	case "unsubscribe":
 		h.unsubscribe(c, m.Channel)
-		c.enqueue(mustJSON(ackFrame{Type: "unsubscribed", Channel: m.Channel}))
+		c.enqueue(newFrame(ackFrame{Type: "unsubscribed", Channel: m.Channel}))
 		return nil
 	}
 	kind, arg := splitChannel(m.Channel)
 	if reason := c.s.channelDenied(ctx, c.p, kind, arg); reason != "" {
 		c.s.audit(c.p, "ws subscribe "+m.Channel, reason, "")
-		c.enqueue(mustJSON(ackFrame{Type: "error", Channel: m.Channel, Code: 403, Reason: reason}))
+		c.enqueue(newFrame(ackFrame{Type: "error", Channel: m.Channel, Code: 403, Reason: reason}))
 		return nil
 	}
 	switch kind {
@@ -269,7 +270,7 @@ func (c *client) handle(ctx context.Context, m *clientMsg) error {
 		if err != nil {
 			return err
 		}
-		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel, Last: last}))
+		c.enqueue(newFrame(ackFrame{Type: "subscribed", Channel: m.Channel, Last: last}))
 	case chanClass:
 		h.mu.Lock()
 		addTo(h.classSubs, arg, c)
@@ -284,13 +285,13 @@ func (c *client) handle(ctx context.Context, m *clientMsg) error {
 				snap.Tiles = append(snap.Tiles, json.RawMessage(v))
 			}
 		}
-		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel}))
-		c.enqueue(mustJSON(snap))
+		c.enqueue(newFrame(ackFrame{Type: "subscribed", Channel: m.Channel}))
+		c.enqueue(newFrame(snap))
 	case chanStudent:
 		h.mu.Lock()
 		addTo(h.studentSubs, arg, c)
 		h.mu.Unlock()
-		c.enqueue(mustJSON(ackFrame{Type: "subscribed", Channel: m.Channel}))
+		c.enqueue(newFrame(ackFrame{Type: "subscribed", Channel: m.Channel}))
 	}
 	return nil
 }
@@ -324,7 +325,7 @@ func (c *client) catchUp(ctx context.Context, m *clientMsg) (string, error) {
 		if !c.s.visibility(ctx, &w).visibleTo(c.p) {
 			return nil
 		}
-		return c.sendBlocking(ctx, mustJSON(warningFrame{Type: "warning", ID: id, Warning: raw}))
+		return c.sendBlocking(ctx, newFrame(warningFrame{Type: "warning", ID: id, Warning: raw}))
 	}
 	var err error
 	if m.After != "" {
@@ -354,11 +355,11 @@ func (c *client) catchUp(ctx context.Context, m *clientMsg) (string, error) {
 
 // sendBlocking queues a catch-up frame, waiting (within the write timeout)
 // for room: a catch-up may be longer than the queue.
-func (c *client) sendBlocking(ctx context.Context, b []byte) error {
+func (c *client) sendBlocking(ctx context.Context, f *outFrame) error {
 	t := time.NewTimer(c.s.cfg.WriteTimeout)
 	defer t.Stop()
 	select {
-	case c.send <- b:
+	case c.send <- f:
 		return nil
 	case <-c.dead:
 		return errors.New("client gone")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/classpulse/classpulse/stream"
 )
@@ -112,6 +113,40 @@ func (h *hub) clientCount() int {
 	return len(h.clients)
 }
 
+// watchdog drops clients whose write has been stuck longer than the write
+// timeout, and every pingEvery queues a ping for each client so that dead
+// peers are found. One goroutine does this for all clients.
+func (h *hub) watchdog(ctx context.Context, pingEvery time.Duration) {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	lastPing := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			limit := now.Add(-h.s.cfg.WriteTimeout).UnixNano()
+			ping := now.Sub(lastPing) >= pingEvery
+			if ping {
+				lastPing = now
+			}
+			h.mu.RLock()
+			cs := make([]*client, 0, len(h.clients))
+			for c := range h.clients {
+				cs = append(cs, c)
+			}
+			h.mu.RUnlock()
+			for _, c := range cs {
+				if st := c.writeStart.Load(); st != 0 && st < limit {
+					c.kill(reasonSlow)
+				} else if ping {
+					c.enqueue(pingFrame)
+				}
+			}
+		}
+	}
+}
+
 // closeAll disconnects every client at shutdown.
 func (h *hub) closeAll() {
 	h.mu.RLock()
@@ -143,6 +178,14 @@ type interventionFrame struct {
 	Intervention json.RawMessage `json:"intervention"`
 }
 
+// outFrame is one encoded frame; one is shared by every client it goes to.
+type outFrame struct{ b []byte }
+
+// pingFrame asks a client's writer to ping instead of writing.
+var pingFrame = &outFrame{}
+
+func newFrame(v any) *outFrame { return &outFrame{b: mustJSON(v)} }
+
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -167,7 +210,7 @@ func (h *hub) onWarning(ctx context.Context, id string, raw []byte) {
 		return
 	}
 	h.s.metrics.live.WithLabelValues("warning", "ok").Inc()
-	frame := mustJSON(warningFrame{Type: "warning", ID: id, Warning: raw})
+	frame := newFrame(warningFrame{Type: "warning", ID: id, Warning: raw})
 	v := h.s.visibility(ctx, &w)
 	h.mu.RLock()
 	targets := make([]*client, 0, len(h.warnSubs))
@@ -194,7 +237,7 @@ func (h *hub) onTile(raw []byte) {
 	if r, ok := h.s.students.(tileRecorder); ok {
 		r.record(&t)
 	}
-	frame := mustJSON(tileFrame{Type: "tile", Tile: raw})
+	frame := newFrame(tileFrame{Type: "tile", Tile: raw})
 	h.mu.RLock()
 	a, b := h.classSubs[t.Session], h.classSubs[t.Course]
 	targets := make([]*client, 0, len(a)+len(b))
@@ -230,7 +273,7 @@ func (h *hub) onIntervention(ctx context.Context, id string, raw []byte) {
 		return
 	}
 	h.s.metrics.live.WithLabelValues("intervention", "ok").Inc()
-	frame := mustJSON(interventionFrame{Type: "intervention", ID: id, Intervention: raw})
+	frame := newFrame(interventionFrame{Type: "intervention", ID: id, Intervention: raw})
 	h.mu.RLock()
 	targets := make([]*client, 0, len(h.studentSubs[iv.Student])+4)
 	for c := range h.studentSubs[iv.Student] {
@@ -263,7 +306,7 @@ func (h *hub) onIntervention(ctx context.Context, id string, raw []byte) {
 	if len(warnTargets) > 0 && isReleased() {
 		rec, err := h.s.store.Get(ctx, iv.Warning)
 		if err == nil && len(rec.Warning) > 0 {
-			rf := mustJSON(warningFrame{Type: "released", Warning: rec.Warning})
+			rf := newFrame(warningFrame{Type: "released", Warning: rec.Warning})
 			for _, c := range warnTargets {
 				c.enqueue(rf)
 			}

@@ -243,6 +243,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.followTiles(gctx); return nil })
+	g.Go(func() error { s.hub.watchdog(gctx, 30*time.Second); return nil })
 	if len(s.cfg.Brokers) > 0 {
 		p, err := queue.NewProjector(queue.ProjectorConfig{Brokers: s.cfg.Brokers, Group: s.cfg.QueueGroup}, s.rdb, s.logger, s.reg)
 		if err != nil {
@@ -419,7 +420,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageBytes)
-	c := &client{s: s, conn: conn, p: p, send: make(chan []byte, s.cfg.SendQueue), dead: make(chan struct{})}
+	c := &client{s: s, conn: conn, p: p, send: make(chan *outFrame, s.cfg.SendQueue), dead: make(chan struct{})}
 	s.hub.add(c)
 	ctx := r.Context()
 	done := make(chan struct{})
