@@ -109,6 +109,7 @@ type namedProgram struct {
 func celEnv() (*cel.Env, error) {
 	return cel.NewEnv(
 		ext.NativeTypes(reflect.TypeFor[celStudent](), ext.ParseStructTags(true)),
+		fastViews(),
 		cel.Variable("student", cel.ObjectType("rules.celStudent")),
 		ext.Strings(),
 		ext.Math(),
