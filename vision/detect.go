@@ -1,0 +1,182 @@
+package vision
+
+import (
+	"fmt"
+	"image"
+	"math"
+	"sort"
+
+	pigo "github.com/esimov/pigo/core"
+	"gocv.io/x/gocv"
+)
+
+// DetectConfig tunes face localisation. The zero value works.
+type DetectConfig struct {
+	// Width is the width the frame is scaled to for detection. Default 320:
+	// a face at a laptop camera is still ≥ 40 px there, and Haar's cost
+	// falls with the square of it.
+	Width int
+	// MinFace is the smallest face side in detection pixels. Default 24.
+	MinFace int
+	// ConfirmQ is the pigo score a Haar box needs to be kept. Default 3.
+	ConfirmQ float64
+	// RescueQ is the pigo score a face found only by pigo's full scan (Haar
+	// missed it) needs. Default 8. The scan runs only when Haar found
+	// nothing, so a present face is not lost to Haar's blind spots.
+	RescueQ float64
+}
+
+func (c *DetectConfig) applyDefaults() {
+	if c.Width <= 0 {
+		c.Width = 320
+	}
+	if c.MinFace <= 0 {
+		c.MinFace = 24
+	}
+	if c.ConfirmQ == 0 {
+		c.ConfirmQ = 3
+	}
+	if c.RescueQ == 0 {
+		c.RescueQ = 8
+	}
+}
+
+// Face is one located face in frame pixels.
+type Face struct {
+	Box image.Rectangle `json:"box"`
+	// Score is pigo's confidence for the box (higher is surer).
+	Score float64 `json:"detector_score"`
+	// By names the path that found it: "haar+pigo" or "pigo".
+	By string `json:"detector"`
+}
+
+// detector holds the buffers for one goroutine's detection.
+type detector struct {
+	cfg   DetectConfig
+	m     *Models
+	gray  gocv.Mat // owned; reused between frames
+	small gocv.Mat // owned
+	pix   []uint8
+}
+
+func newDetector(m *Models, cfg DetectConfig) *detector {
+	cfg.applyDefaults()
+	return &detector{cfg: cfg, m: m, gray: gocv.NewMat(), small: gocv.NewMat()}
+}
+
+func (d *detector) Close() {
+	d.gray.Close()
+	d.small.Close()
+}
+
+// detect finds faces in a BGR frame: Haar cascade boxes confirmed by pigo's
+// score on the same spot (pigo rejects Haar's shirts and necks), or, when
+// Haar finds nothing, pigo's own scan. Faces come largest first.
+func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
+	if err := checkFrame(frame); err != nil {
+		return nil, err
+	}
+	gocv.CvtColor(frame, &d.gray, gocv.ColorBGRToGray)
+	scale := float64(d.cfg.Width) / float64(frame.Cols())
+	if scale > 1 {
+		scale = 1
+	}
+	sz := image.Pt(int(math.Round(float64(frame.Cols())*scale)), int(math.Round(float64(frame.Rows())*scale)))
+	gocv.Resize(d.gray, &d.small, sz, 0, 0, gocv.InterpolationArea)
+	gocv.EqualizeHist(d.small, &d.small)
+	pix, err := d.small.DataPtrUint8()
+	if err != nil {
+		return nil, err
+	}
+	d.pix = append(d.pix[:0], pix...)
+	rows, cols := d.small.Rows(), d.small.Cols()
+	boxes := d.m.haar.DetectMultiScaleWithParams(d.small, 1.1, 4, 0, image.Pt(d.cfg.MinFace, d.cfg.MinFace), image.Pt(0, 0))
+	var faces []Face
+	for _, b := range boxes {
+		q := d.pigoScore(b, rows, cols)
+		if q >= d.cfg.ConfirmQ {
+			faces = append(faces, Face{Box: b, Score: q, By: "haar+pigo"})
+		}
+	}
+	if len(boxes) == 0 {
+		for _, det := range d.pigoScan(rows, cols, 0, 0, cols, rows, d.cfg.MinFace, min(rows, cols)) {
+			if det.Q < float32(d.cfg.RescueQ) {
+				continue
+			}
+			// pigo's boxes are tight on the inner face; Haar's include the
+			// brow and chin. Grow to match, so both feed the CNN alike.
+			s := int(float64(det.Scale) * 1.15)
+			faces = append(faces, Face{Box: image.Rect(det.Col-s/2, det.Row-s/2, det.Col+s/2, det.Row+s/2), Score: float64(det.Q), By: "pigo"})
+		}
+	}
+	for i := range faces {
+		b := faces[i].Box
+		faces[i].Box = image.Rect(int(float64(b.Min.X)/scale), int(float64(b.Min.Y)/scale),
+			int(float64(b.Max.X)/scale), int(float64(b.Max.Y)/scale)).Intersect(image.Rect(0, 0, frame.Cols(), frame.Rows()))
+	}
+	sort.Slice(faces, func(i, j int) bool { return faces[i].Box.Dx() > faces[j].Box.Dx() })
+	return faces, nil
+}
+
+// pigoScore is the best pigo score for a face the size of b near b's centre.
+func (d *detector) pigoScore(b image.Rectangle, rows, cols int) float64 {
+	s := b.Dx()
+	pad := s / 3
+	x0, y0 := max(b.Min.X-pad, 0), max(b.Min.Y-pad, 0)
+	x1, y1 := min(b.Max.X+pad, cols), min(b.Max.Y+pad, rows)
+	best := -1.0
+	cx, cy := (b.Min.X+b.Max.X)/2, (b.Min.Y+b.Max.Y)/2
+	for _, det := range d.pigoScan(rows, cols, x0, y0, x1, y1, s*6/10, s*11/10) {
+		if abs(det.Col-cx) <= s/4 && abs(det.Row-cy) <= s/4 {
+			best = math.Max(best, float64(det.Q))
+		}
+	}
+	return best
+}
+
+// pigoScan runs pigo over the window [x0,x1)×[y0,y1) of the detection image
+// and clusters the hits; coordinates come back in detection-image pixels.
+func (d *detector) pigoScan(rows, cols, x0, y0, x1, y1, minSize, maxSize int) []pigo.Detection {
+	w, h := x1-x0, y1-y0
+	if w < 8 || h < 8 || minSize < 8 {
+		return nil
+	}
+	sub := d.pix
+	if w != cols || h != rows {
+		sub = make([]uint8, w*h)
+		for y := 0; y < h; y++ {
+			copy(sub[y*w:(y+1)*w], d.pix[(y0+y)*cols+x0:(y0+y)*cols+x1])
+		}
+	}
+	dets := d.m.pigo.RunCascade(pigo.CascadeParams{
+		MinSize: minSize, MaxSize: max(maxSize, minSize), ShiftFactor: 0.1, ScaleFactor: 1.1,
+		ImageParams: pigo.ImageParams{Pixels: sub, Rows: h, Cols: w, Dim: w},
+	}, 0)
+	dets = d.m.pigo.ClusterDetections(dets, 0.2)
+	for i := range dets {
+		dets[i].Row += y0
+		dets[i].Col += x0
+	}
+	return dets
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// checkFrame guards OpenCV calls: an empty or odd Mat would throw in C++.
+func checkFrame(m gocv.Mat) error {
+	if m.Empty() {
+		return fmt.Errorf("%w: empty frame", ErrBadImage)
+	}
+	if m.Type() != gocv.MatTypeCV8UC3 {
+		return fmt.Errorf("%w: frame type %v, want 8-bit BGR", ErrBadImage, m.Type())
+	}
+	if m.Cols() < 32 || m.Rows() < 32 || m.Cols() > 8192 || m.Rows() > 8192 {
+		return fmt.Errorf("%w: frame %dx%d outside 32..8192 pixels", ErrBadImage, m.Cols(), m.Rows())
+	}
+	return nil
+}
