@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -36,6 +37,9 @@ func TrainForest(x [][]float64, y []int, classes int, cfg ForestConfig) (*Forest
 	if err := checkTrainingSet(x, y, classes); err != nil {
 		return nil, err
 	}
+	if classes > 255 {
+		return nil, fmt.Errorf("%w: a forest handles at most 255 classes, have %d", ErrBadInput, classes)
+	}
 	if cfg.Trees <= 0 {
 		cfg.Trees = 100
 	}
@@ -53,6 +57,10 @@ func TrainForest(x [][]float64, y []int, classes int, cfg ForestConfig) (*Forest
 	bn := fitBinner(x)
 	bins := bn.transform(x)
 	f := &Forest{Classes: K, Trees: make([]Tree, cfg.Trees)}
+	cls := make([]uint8, n)
+	for i, c := range y {
+		cls[i] = uint8(c)
+	}
 	params := treeParams{maxDepth: cfg.MaxDepth, minLeaf: cfg.MinLeaf, features: cfg.Features, scale: 1}
 	next := make(chan int, cfg.Trees)
 	for t := range cfg.Trees {
@@ -67,6 +75,8 @@ func TrainForest(x [][]float64, y []int, classes int, cfg ForestConfig) (*Forest
 			b := newTreeBuilder(bins, bn.cuts, K, params)
 			g := make([]float64, n*K)
 			h := make([]float64, n*K)
+			b.cls = cls
+			b.wt = make([]float64, n)
 			rows := make([]int32, 0, n)
 			for t := range next {
 				rng := rand.New(rand.NewPCG(cfg.Seed, uint64(t)+1))
@@ -76,6 +86,7 @@ func TrainForest(x [][]float64, y []int, classes int, cfg ForestConfig) (*Forest
 				rows = rows[:0]
 				for i := range n {
 					w := poisson(rng, 1)
+					b.wt[i] = w
 					if w == 0 {
 						continue
 					}

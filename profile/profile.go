@@ -144,8 +144,10 @@ func Run(t *Table, opt Options) (*Result, error) {
 		res.Groups = append(res.Groups, GroupOf(c))
 	}
 	raw := make([][]float64, t.Len())
+	flat := make([]float64, t.Len()*len(t.Columns))
 	for i, r := range t.Rows {
-		raw[i] = slices.Clone(r)
+		raw[i] = flat[i*len(t.Columns) : (i+1)*len(t.Columns)]
+		copy(raw[i], r)
 	}
 	for _, r := range raw {
 		if slices.ContainsFunc(r, math.IsNaN) {

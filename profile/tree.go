@@ -163,6 +163,12 @@ type treeBuilder struct {
 	g, h  []float64
 	p     treeParams
 	rng   *rand.Rand      // feature sampling; nil when p.features is 0
+	// cls and wt, when set, say that the outputs are classes with
+	// g = −w·one-hot(cls) and h = w for every output (the forest): the
+	// histograms then hold each class's weight once per row instead of
+	// nOut gradient pairs, and the hessian of every output is their sum.
+	cls []uint8
+	wt  []float64
 	hists [][2]*histogram // two per depth: the children of one node
 	feats []int
 	tree  Tree
@@ -224,6 +230,16 @@ func (b *treeBuilder) fill(hist *histogram, rows []int32, feats []int) {
 				s.g += g[r]
 				s.h += h[r]
 				hn[k]++
+			}
+			continue
+		}
+		if b.cls != nil {
+			for _, r := range rows {
+				k := int(col[r])
+				hn[k]++
+				s := &st[k*nOut+int(b.cls[r])]
+				s.g -= b.wt[r]
+				s.h += b.wt[r]
 			}
 			continue
 		}
@@ -356,9 +372,20 @@ func (b *treeBuilder) bestSplit(hist *histogram, feats []int, n int, G, H []floa
 				break
 			}
 			gain := -parent
-			for o := range nOut {
-				gr, hr := G[o]-gl[o], H[o]-hl[o]
-				gain += gl[o]*gl[o]/(hl[o]+lam+1e-300) + gr*gr/(hr+lam+1e-300)
+			if b.cls != nil {
+				hs := 0.0
+				for o := range nOut {
+					hs += hl[o]
+				}
+				for o := range nOut {
+					gr, hr := G[o]-gl[o], H[o]-hs
+					gain += gl[o]*gl[o]/(hs+lam+1e-300) + gr*gr/(hr+lam+1e-300)
+				}
+			} else {
+				for o := range nOut {
+					gr, hr := G[o]-gl[o], H[o]-hl[o]
+					gain += gl[o]*gl[o]/(hl[o]+lam+1e-300) + gr*gr/(hr+lam+1e-300)
+				}
 			}
 			if gain > bestGain && !math.IsNaN(gain) {
 				bestGain, feat, bin, ok = gain, f, k, true
