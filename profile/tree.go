@@ -157,18 +157,18 @@ func newHistogram(d, nOut int) *histogram {
 // minus it (LightGBM's subtraction trick). With sampled features (forest)
 // each node builds the histograms of its own features.
 type treeBuilder struct {
-	bins  [][]uint8
-	cuts  [][]float64
-	nOut  int
-	g, h  []float64
-	p     treeParams
-	rng   *rand.Rand      // feature sampling; nil when p.features is 0
+	bins [][]uint8
+	cuts [][]float64
+	nOut int
+	g, h []float64
+	p    treeParams
+	rng  *rand.Rand // feature sampling; nil when p.features is 0
 	// cls and wt, when set, say that the outputs are classes with
 	// g = −w·one-hot(cls) and h = w for every output (the forest): the
 	// histograms then hold each class's weight once per row instead of
 	// nOut gradient pairs, and the hessian of every output is their sum.
-	cls []uint8
-	wt  []float64
+	cls   []uint8
+	wt    []float64
 	hists [][2]*histogram // two per depth: the children of one node
 	feats []int
 	tree  Tree
