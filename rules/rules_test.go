@@ -384,3 +384,34 @@ func TestCustomRuleSeesTheDocumentedStudentObject(t *testing.T) {
 		t.Errorf("live custom rule ran in an academic evaluation")
 	}
 }
+
+func TestDocumentedCustomExamplesLoadAndFire(t *testing.T) {
+	text := minimalPolicy + `custom:
+  - id: no_homework
+    level: yellow
+    when: student.courses.exists(c, c.current && c.study_hours > 5.0 && !("homework" in c.clicks))
+    reason: Studies but hands in no homework.
+  - id: minor_absent
+    family: live
+    category: engagement
+    level: red
+    when: student.minor && student.live.face_absent_seconds >= 120.0
+    reason: A minor has been away from the camera for two minutes.
+`
+	p, err := LoadPolicy([]byte(text), "docs.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Snapshot{Student: "s1", Now: time.Date(2026, 9, 15, 0, 0, 0, 0, time.UTC), Profile: Profile{Minor: true},
+		Live:    &Live{Captured: true, FaceAbsentSeconds: 120},
+		Courses: []CourseState{{Course: "c1", Term: "t1", StudySecondsTotal: 6 * 3600, Clicks: map[string]int64{"study": 3}}}}
+	fs := Evaluate(p, s)
+	if len(only(fs, "no_homework")) != 1 || len(only(fs, "minor_absent")) != 1 {
+		t.Fatalf("findings %+v", fs)
+	}
+	s.Courses[0].Clicks["homework"] = 1
+	s.Live.FaceAbsentSeconds = 119
+	if fs := Evaluate(p, s); len(only(fs, "no_homework"))+len(only(fs, "minor_absent")) != 0 {
+		t.Fatalf("findings %+v", fs)
+	}
+}
