@@ -27,9 +27,13 @@ type RowError struct {
 
 func (e *RowError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "row %d", e.Row)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
+	switch {
+	case e.Row == e.Line:
+		fmt.Fprintf(&b, "line %d", e.Line)
+	case e.Line > 0:
+		fmt.Fprintf(&b, "row %d (line %d)", e.Row, e.Line)
+	default:
+		fmt.Fprintf(&b, "row %d", e.Row)
 	}
 	if e.Column != "" {
 		fmt.Fprintf(&b, ", column %q", e.Column)
@@ -49,13 +53,18 @@ const maxListedErrors = 20
 // in one pass instead of one per run.
 type InputError struct {
 	Source string
+	Unit   string      // what a bad item is called: "row" (default) or "line"
 	Rows   []*RowError // the first maxListedErrors
 	Total  int         // how many rows were bad in all
 }
 
 func (e *InputError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %d bad row", e.Source, e.Total)
+	unit := e.Unit
+	if unit == "" {
+		unit = "row"
+	}
+	fmt.Fprintf(&b, "%s: %d bad %s", e.Source, e.Total, unit)
 	if e.Total != 1 {
 		b.WriteString("s")
 	}

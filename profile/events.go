@@ -255,7 +255,7 @@ const maxLineBytes = stream.MaxEventBytes + 1024
 // event to the DLQ and goes on. The error is for a failing reader.
 func (a *Accumulator) ReadJSONL(r io.Reader, source string) (*InputError, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	bad := &InputError{Source: source}
+	bad := &InputError{Source: source, Unit: "line"}
 	var line []byte
 	for n := 1; ; n++ {
 		line = line[:0]
