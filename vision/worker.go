@@ -1,0 +1,210 @@
+package vision
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"gocv.io/x/gocv"
+
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/vision/consent"
+)
+
+// WorkerConfig configures the capture worker. Student, Session, Course and
+// ConsentPath are required; every other field documents its default.
+type WorkerConfig struct {
+	Student, Session, Course string
+	// Source is a camera index ("0") or a video file. Default "0".
+	Source string
+	// FPS caps the frames read per second. Default 15.
+	FPS int
+	// Queue is how many frames may wait for the scorer; older ones are
+	// dropped. Default 2.
+	Queue int
+	// Window is the summary interval. Default 1s.
+	Window time.Duration
+	// ConsentPath is the local consent record, re-read every window so a
+	// revocation stops capture within a second.
+	ConsentPath string
+	// EmotionOff switches emotion inference off (jurisdiction). Emotion is
+	// also off when the consent record lacks the emotion scope.
+	EmotionOff bool
+	// Loop rewinds a video file at its end instead of stopping.
+	Loop bool
+}
+
+func (c *WorkerConfig) applyDefaults() {
+	if c.Source == "" {
+		c.Source = "0"
+	}
+	if c.FPS <= 0 {
+		c.FPS = 15
+	}
+	if c.Queue <= 0 {
+		c.Queue = 2
+	}
+	if c.Window <= 0 {
+		c.Window = time.Second
+	}
+}
+
+// Validate reports a configuration that cannot work.
+func (c *WorkerConfig) Validate() error {
+	probe := stream.Score{Header: stream.NewHeader(c.Student, time.Now()), Session: c.Session, Course: c.Course,
+		WindowMS: int(c.Window / time.Millisecond), Model: "x"}
+	if err := probe.Validate(); err != nil {
+		return fmt.Errorf("worker: %w", err)
+	}
+	if c.ConsentPath == "" {
+		return errors.New("worker: no consent record path")
+	}
+	if c.FPS > 120 {
+		return fmt.Errorf("worker: fps %d above 120", c.FPS)
+	}
+	return nil
+}
+
+// Sink receives the events the worker emits: only stream.Score here (the
+// consent commands emit stream.Consent). It is the spool in production.
+type Sink func(stream.Event) error
+
+// Worker captures, scores and summarises. Run it once.
+type Worker struct {
+	cfg     WorkerConfig
+	m       *Models
+	sink    Sink
+	logger  *slog.Logger
+	now     func() time.Time
+	running atomic.Bool
+
+	frames, dropped, published prometheus.Counter
+	scoreSec                   prometheus.Histogram
+}
+
+// NewWorker builds a worker over m (not owned). reg may be nil.
+func NewWorker(cfg WorkerConfig, m *Models, sink Sink, logger *slog.Logger, reg prometheus.Registerer) (*Worker, error) {
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f := promauto.With(reg)
+	return &Worker{cfg: cfg, m: m, sink: sink, logger: logger.With("component", "edge"), now: time.Now,
+		frames:    f.NewCounter(prometheus.CounterOpts{Name: "classpulse_edge_frames_total", Help: "Frames captured."}),
+		dropped:   f.NewCounter(prometheus.CounterOpts{Name: "classpulse_edge_frames_dropped_total", Help: "Frames dropped because the scorer was behind."}),
+		published: f.NewCounter(prometheus.CounterOpts{Name: "classpulse_edge_summaries_total", Help: "Per-window summaries emitted."}),
+		scoreSec: f.NewHistogram(prometheus.HistogramOpts{Name: "classpulse_edge_frame_duration_seconds", Help: "Detect and score time per frame.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 10)}),
+	}, nil
+}
+
+// Run captures until ctx ends, the source ends, or consent is revoked. It
+// refuses to start without recorded camera consent.
+func (w *Worker) Run(ctx context.Context) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return errors.New("worker: Run called twice")
+	}
+	rec, err := consent.Load(w.cfg.ConsentPath)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoConsent, err)
+	}
+	if !rec.CaptureAllowed() {
+		return fmt.Errorf("%w: camera consent is not granted", ErrNoConsent)
+	}
+	if rec.Student != w.cfg.Student {
+		return fmt.Errorf("%w: the record is for %q, not %q", ErrNoConsent, rec.Student, w.cfg.Student)
+	}
+	emotionOff := w.cfg.EmotionOff || !rec.Emotion
+	vc, err := openSource(w.cfg.Source)
+	if err != nil {
+		return err
+	}
+	defer vc.Close()
+	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff})
+	defer scorer.Close()
+	fq := newFrameQueue(w.cfg.Queue, w.dropped.Inc)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	capDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(capDone)
+		if err := capture(ctx, vc, fq, w.cfg.FPS, w.cfg.Loop, w.frames.Inc); err != nil {
+			w.logger.Error("capture stopped", "err", err)
+		}
+	}()
+	defer func() {
+		cancel()
+		wg.Wait()
+		fq.close()
+	}()
+	w.logger.Info("capture started", "source", w.cfg.Source, "emotion", !emotionOff, "model", w.m.Version())
+	agg := newWindow()
+	tick := time.NewTicker(w.cfg.Window)
+	defer tick.Stop()
+	flush := func(end time.Time) error {
+		ev := agg.summary(w.cfg, w.m.Version(), end)
+		agg = newWindow()
+		if err := w.sink(ev); err != nil {
+			return fmt.Errorf("worker: emit summary: %w", err)
+		}
+		w.published.Inc()
+		return nil
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-capDone:
+			// Drain what was captured, then emit the last (partial) window.
+			for {
+				select {
+				case m := <-fq.q:
+					w.score(scorer, m, fq, agg)
+					continue
+				default:
+				}
+				break
+			}
+			if agg.frames > 0 {
+				return flush(w.now())
+			}
+			return nil
+		case <-tick.C:
+			if rec, err := consent.Load(w.cfg.ConsentPath); err != nil || !rec.CaptureAllowed() {
+				w.logger.Info("camera consent revoked; capture stopped")
+				return nil
+			}
+			if err := flush(w.now()); err != nil {
+				return err
+			}
+		case m := <-fq.q:
+			w.score(scorer, m, fq, agg)
+		}
+	}
+}
+
+// score scores one frame (the largest face only: one learner per camera)
+// and hands the Mat back to the queue.
+func (w *Worker) score(s *Scorer, m *gocv.Mat, fq *frameQueue, agg *window) {
+	t := time.Now()
+	faces, err := s.ScoreFrame(*m, 1)
+	fq.release(m)
+	w.scoreSec.Observe(time.Since(t).Seconds())
+	if err != nil {
+		w.logger.Warn("frame not scored", "err", err)
+		return
+	}
+	agg.add(faces)
+}
