@@ -217,7 +217,7 @@ func (e *evaluator) courseName(id string) string {
 }
 
 // averages returns the mean best score per course and the same over core
-// courses (NaN-free: 0 with ok false when there is nothing to average).
+// courses, 0 when there is nothing to average.
 func (e *evaluator) averages() (avg, core float64) {
 	a, c := e.averagesN()
 	return a.mean(), c.mean()

@@ -124,7 +124,7 @@ func (t *Term) periodIndex(at time.Time) int {
 	return -1
 }
 
-// RequiredHours returns the hours of online study the course requires in
+// requiredHours returns the hours of online study the course requires in
 // term up to at, per basis (see StudyRule.Basis), and the term's total, both
 // before the difficulty coefficient. k is the index of the current period
 // (-1 outside the term).

@@ -247,10 +247,7 @@ func (e *evaluator) custom(fam Family) {
 				ev[np.name] = x
 			}
 		}
-		e.out = append(e.out, Finding{
-			Rule: r.ID, Family: r.family, Category: r.Category, Level: r.Level,
-			Reason: r.Reason, Evidence: ev,
-		})
+		e.add(r.ID, r.family, r.Category, r.Level, "", r.Reason, ev)
 	}
 }
 

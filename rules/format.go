@@ -3,12 +3,41 @@ package rules
 import (
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
-// add records a finding.
+// add records a finding. Reasons and evidence are kept within what a
+// warning event may carry, whatever the snapshot held.
 func (e *evaluator) add(rule string, fam Family, category, level, course, reason string, ev map[string]float64) {
+	for k, v := range ev {
+		switch {
+		case !finite(v):
+			delete(ev, k)
+		case v > maxEvidence:
+			ev[k] = maxEvidence
+		case v < -maxEvidence:
+			ev[k] = -maxEvidence
+		}
+	}
 	e.out = append(e.out, Finding{Rule: rule, Family: fam, Category: category, Level: level,
-		Course: course, Reason: reason, Evidence: ev})
+		Course: course, Reason: clip(reason, maxReason), Evidence: ev})
+}
+
+// Limits of stream.Warning.
+const (
+	maxReason   = 2000
+	maxEvidence = 1e12
+)
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // pct formats a share as a whole percentage, "41 %". A share just below 1

@@ -180,14 +180,9 @@ func Reconcile(p *Policy, student, session string, open Open, findings []Finding
 }
 
 // clearedReason says that the condition behind reason no longer holds,
-// within the warning's 2000-byte reason limit.
+// within the warning's reason limit.
 func clearedReason(reason string) string {
-	const prefix = "No longer holds: "
-	r := prefix + reason
-	if len(r) > 2000 {
-		r = r[:2000]
-	}
-	return r
+	return clip("No longer holds: "+reason, maxReason)
 }
 
 // event builds one transition event of w.

@@ -167,39 +167,6 @@ func (v *validator) line(path []any) int {
 	return line
 }
 
-// nodeAt returns the node at path, or nil.
-func (v *validator) nodeAt(path []any) *yaml.Node {
-	n := v.root
-	for _, c := range path {
-		if n.Kind == yaml.AliasNode && n.Alias != nil {
-			n = n.Alias
-		}
-		switch c := c.(type) {
-		case string:
-			if n.Kind != yaml.MappingNode {
-				return nil
-			}
-			var next *yaml.Node
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == c {
-					next = n.Content[i+1]
-					break
-				}
-			}
-			if next == nil {
-				return nil
-			}
-			n = next
-		case int:
-			if n.Kind != yaml.SequenceNode || c >= len(n.Content) {
-				return nil
-			}
-			n = n.Content[c]
-		}
-	}
-	return n
-}
-
 // pathString formats a path: courses[2].required_hours.
 func pathString(path []any) string {
 	var b strings.Builder

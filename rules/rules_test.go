@@ -415,3 +415,32 @@ func TestDocumentedCustomExamplesLoadAndFire(t *testing.T) {
 		t.Fatalf("findings %+v", fs)
 	}
 }
+
+func TestFindingsFromHostileSnapshotsMakeValidWarnings(t *testing.T) {
+	p := withPolicy(func(p *Policy) { p.Study.Basis = BasisCompleted; p.Study.MinCourses = 1 })
+	long := strings.Repeat("課", 40) // 120 bytes, within the 200-byte name limit
+	q := *p
+	q.courses = map[string]*Course{}
+	for i := range p.Courses {
+		c := p.Courses[i]
+		c.Name = long
+		q.courses[c.ID] = &c
+	}
+	var cs []CourseState
+	for i := 0; i < 40; i++ {
+		id := []string{"calculus", "law", "english", "politics"}[i%4]
+		cs = append(cs, CourseState{Course: id, Term: "2026-autumn", StudySecondsTotal: -1e300})
+	}
+	s := &Snapshot{Student: "s1", Now: day(2026, 11, 23), Courses: cs,
+		Peers: map[string]PeerStats{"law": {N: 10, Median: 1e300, Percentile: 1e300}}}
+	fs := Evaluate(&q, s)
+	if len(only(fs, RuleStudy)) != 1 || len(only(fs, RulePeer)) == 0 {
+		t.Fatalf("findings %+v", fs)
+	}
+	_, evs := Reconcile(&q, "s1", "", nil, fs, FamilyAcademic, s.Now)
+	for _, e := range evs {
+		if err := e.Validate(); err != nil {
+			t.Errorf("%s: %v (reason %d bytes)", e.Rule, err, len(e.Reason))
+		}
+	}
+}

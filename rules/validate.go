@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -310,5 +309,3 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // finite reports whether x is a usable number.
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-var _ = fmt.Sprintf
