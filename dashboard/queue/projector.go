@@ -145,7 +145,11 @@ func (p *Projector) Apply(ctx context.Context, batch []stream.Message) error {
 // ApplyEvent applies one encoded event of topic; it is what Apply does per
 // message, exposed for tests and for rebuilding from a file.
 func (p *Projector) ApplyEvent(ctx context.Context, topic string, value []byte) (outcome string, err error) {
-	return p.applyOne(ctx, topic, value)
+	outcome, err = p.applyOne(ctx, topic, value)
+	if err == nil {
+		p.events.WithLabelValues(topic, outcome).Inc()
+	}
+	return outcome, err
 }
 
 func (p *Projector) applyOne(ctx context.Context, topic string, value []byte) (string, error) {
