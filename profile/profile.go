@@ -1,6 +1,7 @@
 package profile
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -203,12 +204,17 @@ func Run(t *Table, opt Options) (*Result, error) {
 			return nil, err
 		}
 		cmp, err := Compare(ds, opt.Train)
-		if err != nil {
+		switch {
+		case errors.Is(err, ErrTooFewRows):
+			// Too few students to hold any out: the profiles still stand.
+			log.Warn("grade prediction skipped", "err", err)
+		case err != nil:
 			return nil, err
+		default:
+			res.Prediction = cmp
+			res.PerProfile = res.perProfile(cmp)
+			mark("predict")
 		}
-		res.Prediction = cmp
-		res.PerProfile = res.perProfile(cmp)
-		mark("predict")
 	}
 	return res, nil
 }

@@ -124,3 +124,22 @@ func TestReportIsSelfContainedWithChartsAndFigures(t *testing.T) {
 		t.Error("report loads or runs something from outside")
 	}
 }
+
+func TestRunOnATinyTableSkipsPredictionButProfiles(t *testing.T) {
+	in := "id,attendance,video_views,final_score\na,1,5,50\nb,9,40,95\nc,8,38,91\n"
+	tb, err := ReadCSV(strings.NewReader(in), CSVOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(tb, Options{Seed: 1, MaxK: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Prediction != nil || len(res.Assign) != 3 || res.K < 1 {
+		t.Fatalf("prediction %v, assign %v, k %d", res.Prediction, res.Assign, res.K)
+	}
+	var buf bytes.Buffer
+	if err := WriteReport(&buf, res, ReportInfo{}); err != nil {
+		t.Fatal(err)
+	}
+}

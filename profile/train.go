@@ -138,14 +138,21 @@ func (c *Comparison) Result(name string) *ModelResult {
 	return nil
 }
 
+// The smallest split a comparison means anything on.
+const (
+	minTrainRows = 10
+	minTestRows  = 5
+)
+
 // Compare trains gradient-boosted trees, logistic regression and a random
 // forest on the same stratified training split and scores them and the
 // majority-class baseline on the held-out students.
 func Compare(ds *Dataset, cfg TrainConfig) (*Comparison, error) {
 	cfg.defaults()
 	train, test := StratifiedSplit(ds.Y, cfg.Holdout, cfg.Seed)
-	if len(train) < 2 || len(test) < 1 {
-		return nil, fmt.Errorf("%w: %d rows cannot be split into training and held-out students", ErrTooFewRows, len(ds.Y))
+	if len(train) < minTrainRows || len(test) < minTestRows {
+		return nil, fmt.Errorf("%w: %d rows give %d training and %d held-out students; a comparison needs at least %d and %d",
+			ErrTooFewRows, len(ds.Y), len(train), len(test), minTrainRows, minTestRows)
 	}
 	xtr, ytr, med := ds.subset(train)
 	xte := make([][]float64, len(test))
