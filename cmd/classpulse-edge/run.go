@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/spool"
+	"github.com/classpulse/classpulse/vision"
+)
+
+func init() {
+	register("run", "capture with consent and publish one summary per second (spooled while the broker is away)", runCapture)
+}
+
+// common holds the flags shared by run and the consent commands.
+type common struct {
+	brokers  config.List
+	stateDir string
+	student  string
+	logLevel string
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	c.brokers = config.List{"127.0.0.1:9092"}
+	fs.Var(&c.brokers, "brokers", "Kafka bootstrap brokers host:port,…")
+	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(), "local folder for the consent record and the event spool")
+	fs.StringVar(&c.student, "student", "", "student id (required)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
+}
+
+func defaultStateDir() string {
+	if d, err := os.UserConfigDir(); err == nil {
+		return filepath.Join(d, "classpulse-edge")
+	}
+	return ".classpulse-edge"
+}
+
+func (c *common) consentPath() string { return filepath.Join(c.stateDir, "consent.json") }
+
+// outbox opens the spool and a producer and returns a function that runs
+// delivery until ctx ends.
+func (c *common) outbox(logger *slog.Logger, reg prometheus.Registerer) (*spool.Spool, func(context.Context) error, func(), error) {
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, "spool")}, logger, reg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: c.brokers, WriteTimeout: 5 * time.Second}, logger)
+	if err != nil {
+		sp.Close()
+		return nil, nil, nil, err
+	}
+	run := func(ctx context.Context) error { return sp.Run(ctx, spool.Publisher(p)) }
+	return sp, run, func() { p.Close(); sp.Close() }, nil
+}
+
+func runCapture(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var c common
+	c.flags(fs)
+	var wc vision.WorkerConfig
+	fs.StringVar(&wc.Source, "source", "0", "camera index or video file")
+	fs.StringVar(&wc.Session, "session", "", "live session id (required)")
+	fs.StringVar(&wc.Course, "course", "", "course id (required)")
+	fs.IntVar(&wc.FPS, "fps", 15, "frames per second to read")
+	fs.BoolVar(&wc.Loop, "loop", false, "rewind a video file at its end")
+	dir := fs.String("model-dir", "models", "model folder")
+	jur := fs.String("jurisdiction", "", "where the learner is; eu switches emotion inference off entirely")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics here (host:port); empty: off")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := config.NewLogger(os.Stderr, c.logLevel, "text")
+	if err != nil {
+		return err
+	}
+	if wc.EmotionOff, err = vision.EmotionForbidden(*jur); err != nil {
+		return err
+	}
+	wc.Student, wc.ConsentPath = c.student, c.consentPath()
+	reg := prometheus.NewRegistry()
+	m, err := vision.LoadModels(*dir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	sp, deliver, closeOut, err := c.outbox(logger, reg)
+	if err != nil {
+		return err
+	}
+	defer closeOut()
+	w, err := vision.NewWorker(wc, m, func(e stream.Event) error {
+		msg, err := spool.FromEvent(e)
+		if err != nil {
+			return err
+		}
+		return sp.Append(msg)
+	}, logger, reg)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	dctx, stopDelivery := context.WithCancel(context.Background())
+	g.Go(func() error { return deliver(dctx) })
+	if *metricsAddr != "" {
+		srv := &http.Server{Addr: *metricsAddr, Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error {
+			go func() { <-gctx.Done(); srv.Close() }()
+			if err := srv.ListenAndServe(); err != http.ErrServerClosed {
+				return err
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		defer func() {
+			// Give the spool a moment to deliver the last summaries; what is
+			// left stays on disk for the next start.
+			deadline := time.Now().Add(3 * time.Second)
+			for sp.Pending() > 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			stopDelivery()
+		}()
+		if err := w.Run(gctx); err != nil {
+			return fmt.Errorf("capture: %w", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}

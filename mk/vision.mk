@@ -1,0 +1,54 @@
+# Edge vision worker: model files, edge binary, vision tests and benchmark.
+# Included by the top-level Makefile. `make test` must run `models` first:
+# the vision packages are cgo (OpenCV) and their tests read models/ and
+# face-api's demo photos from build/npm.
+
+FACEAPI_VERSION ?= 1.7.15
+NPM_DIR         := build/npm
+FACEAPI_DIR     := $(NPM_DIR)/node_modules/@vladmandic/face-api
+MODEL_DIR       := models
+HAAR            := /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml
+EDGE_BIN        := bin/classpulse-edge
+BENCH_VIDEO     := build/vision/bench.avi
+
+.PHONY: vision-deps models edge vision-test vision-fuzz vision-bench
+
+# Debian packages: OpenCV 4.6 headers/libs, the Haar cascades, ffmpeg (bench
+# video), npm (face-api). Installed only when missing.
+vision-deps:
+	@dpkg -s libopencv-dev opencv-data ffmpeg npm pkg-config >/dev/null 2>&1 || \
+		(apt-get install -y libopencv-dev opencv-data ffmpeg npm pkg-config || \
+		 (apt-get update && apt-get install -y libopencv-dev opencv-data ffmpeg npm pkg-config))
+
+$(FACEAPI_DIR)/package.json: | vision-deps
+	npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error @vladmandic/face-api@$(FACEAPI_VERSION)
+	@touch $@
+
+$(EDGE_BIN): vision-deps $(shell find cmd/classpulse-edge vision stream -name '*.go' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
+	go build -o $@ ./cmd/classpulse-edge
+
+edge: $(EDGE_BIN) models
+
+# Converts face-api's nets to ONNX (verified against the Go reference
+# forward pass), copies the cascades, fits the KPCA. Fast no-op when done.
+$(MODEL_DIR)/manifest.json: $(FACEAPI_DIR)/package.json $(EDGE_BIN) $(wildcard vision/models/*.go)
+	$(EDGE_BIN) models build --faceapi $(FACEAPI_DIR) --haar $(HAAR) \
+		--pigo "$$(go list -m -f '{{.Dir}}' github.com/esimov/pigo)/cascade/facefinder" --model-dir $(MODEL_DIR)
+
+models: vision-deps $(MODEL_DIR)/manifest.json
+
+vision-test: models
+	go test ./stream/spool/... ./vision/...
+	go test -tags matprofile -run TestScoringLeaksNoMats ./vision
+
+vision-fuzz:
+	go test ./stream/spool -run XXX -fuzz FuzzSegmentFile -fuzztime 20s
+	go test ./vision/models -run XXX -fuzz FuzzParseManifest -fuzztime 20s
+
+$(BENCH_VIDEO): $(FACEAPI_DIR)/package.json | vision-deps
+	@mkdir -p $(dir $@)
+	ffmpeg -y -loglevel error -framerate 1 -pattern_type glob -i '$(FACEAPI_DIR)/demo/sample*.jpg' \
+		-vf "scale=640:480:force_original_aspect_ratio=increase,crop=640:480,fps=30" -c:v mjpeg -q:v 3 $@
+
+vision-bench: edge $(BENCH_VIDEO)
+	taskset -c 0 $(EDGE_BIN) bench --video $(BENCH_VIDEO) --model-dir $(MODEL_DIR)
