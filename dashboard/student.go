@@ -2,8 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -140,19 +138,3 @@ func (r *liveStudentReader) Academic(context.Context, string, string) (*Academic
 
 // tileRecorder is implemented by readers that keep the tiles they are fed.
 type tileRecorder interface{ record(*stream.Tile) }
-
-// latestTile reads the student's latest tile in a session from Redis.
-func latestTile(ctx context.Context, rdb redis.UniversalClient, session, student string) (*stream.Tile, error) {
-	v, err := rdb.HGet(ctx, TilesKey(session), student).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	var t stream.Tile
-	if err := json.Unmarshal([]byte(v), &t); err != nil {
-		return nil, err
-	}
-	return &t, nil
-}
