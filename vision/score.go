@@ -32,7 +32,7 @@ type FaceScore struct {
 	// features relative to the fit set (≤ ~1: a face like those fitted).
 	Novelty float64 `json:"novelty"`
 	// Components are the KPCA coordinates of the face, kept in memory only.
-	Components []float64 `json:"-"`
+	Components []float64      `json:"-"`
 	Landmarks  [68][2]float64 `json:"-"`
 }
 

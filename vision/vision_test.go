@@ -242,7 +242,7 @@ func TestMissingOrCorruptModelFilesAreClearErrors(t *testing.T) {
 		return dst
 	}
 	tests := []struct {
-		name  string
+		name    string
 		breakIt func(dir string)
 	}{
 		{"no manifest", func(d string) { os.Remove(filepath.Join(d, models.ManifestName)) }},
@@ -252,7 +252,9 @@ func TestMissingOrCorruptModelFilesAreClearErrors(t *testing.T) {
 			b, _ := os.ReadFile(p)
 			os.WriteFile(p, b[:len(b)/3], 0o644)
 		}},
-		{"garbage cascade", func(d string) { os.WriteFile(filepath.Join(d, "haarcascade_frontalface_default.xml"), []byte("<x>"), 0o644) }},
+		{"garbage cascade", func(d string) {
+			os.WriteFile(filepath.Join(d, "haarcascade_frontalface_default.xml"), []byte("<x>"), 0o644)
+		}},
 		{"garbage pigo", func(d string) { os.WriteFile(filepath.Join(d, "pigo_facefinder"), []byte{1, 2, 3}, 0o644) }},
 		{"garbage manifest", func(d string) { os.WriteFile(filepath.Join(d, models.ManifestName), []byte("{"), 0o644) }},
 	}
