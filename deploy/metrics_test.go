@@ -383,3 +383,121 @@ func TestEveryAlertHasSeverityAndRunbook(t *testing.T) {
 		t.Fatal("no alerts in rules.yml")
 	}
 }
+
+// prometheus-k8s.yml cannot be checked by Debian's promtool (no Kubernetes
+// service discovery), so its shape is checked here: the jobs the alert
+// rules name, and the namespace label the HPA's adapter maps.
+func TestKubernetesScrapeConfigFeedsRulesAndHPA(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("prometheus", "prometheus-k8s.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		Global struct {
+			ScrapeInterval     string `json:"scrape_interval"`
+			EvaluationInterval string `json:"evaluation_interval"`
+		} `json:"global"`
+		RuleFiles     []string `json:"rule_files"`
+		ScrapeConfigs []struct {
+			JobName             string `json:"job_name"`
+			KubernetesSDConfigs []struct {
+				Role       string `json:"role"`
+				Namespaces struct {
+					Names []string `json:"names"`
+				} `json:"namespaces"`
+			} `json:"kubernetes_sd_configs"`
+			RelabelConfigs []struct {
+				SourceLabels []string `json:"source_labels"`
+				Regex        string   `json:"regex,omitempty"`
+				Action       string   `json:"action,omitempty"`
+				TargetLabel  string   `json:"target_label,omitempty"`
+			} `json:"relabel_configs"`
+		} `json:"scrape_configs"`
+	}
+	if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+		t.Fatalf("prometheus-k8s.yml: %v", err)
+	}
+	if !slices.Contains(cfg.RuleFiles, "rules.yml") {
+		t.Error("prometheus-k8s.yml does not load rules.yml")
+	}
+	m := loadManifests(t)
+	jobs := map[string]bool{}
+	for _, sc := range cfg.ScrapeConfigs {
+		jobs[sc.JobName] = true
+		d := m.deployments[sc.JobName]
+		if d == nil {
+			t.Errorf("job %s: no Deployment of that name", sc.JobName)
+			continue
+		}
+		var keepsApp, keepsPort bool
+		targets := map[string]bool{}
+		for _, r := range sc.RelabelConfigs {
+			if r.Action == "keep" && slices.Contains(r.SourceLabels, "__meta_kubernetes_pod_label_app_kubernetes_io_name") {
+				keepsApp = r.Regex == d.Spec.Template.Labels["app.kubernetes.io/name"]
+			}
+			if r.Action == "keep" && slices.Contains(r.SourceLabels, "__meta_kubernetes_pod_container_port_name") {
+				keepsPort = hasContainerPort(d, r.Regex)
+			}
+			if r.TargetLabel != "" {
+				targets[r.TargetLabel] = true
+			}
+		}
+		if !keepsApp || !keepsPort {
+			t.Errorf("job %s does not keep exactly the %s pods' named metrics port", sc.JobName, sc.JobName)
+		}
+		if !targets["namespace"] || !targets["pod"] {
+			t.Errorf("job %s does not set the namespace and pod labels", sc.JobName)
+		}
+	}
+	for _, want := range []string{"classpulse-processor", "classpulse-dashboard"} {
+		if !jobs[want] {
+			t.Errorf("no scrape job %s", want)
+		}
+	}
+}
+
+// Each alert has at least one promtool case where it fires, so a rule that
+// can never fire (a wrong label, a unit slip) fails `make deploy-check`.
+func TestEveryAlertIsUnitTestedFiring(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("prometheus", "rules_test.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rt struct {
+		RuleFiles          []string `json:"rule_files"`
+		EvaluationInterval string   `json:"evaluation_interval"`
+		Tests              []struct {
+			Interval    string `json:"interval"`
+			InputSeries []struct {
+				Series string `json:"series"`
+				Values string `json:"values"`
+			} `json:"input_series"`
+			AlertRuleTest []struct {
+				EvalTime  string `json:"eval_time"`
+				Alertname string `json:"alertname"`
+				ExpAlerts []struct {
+					ExpLabels      map[string]string `json:"exp_labels"`
+					ExpAnnotations map[string]string `json:"exp_annotations"`
+				} `json:"exp_alerts"`
+			} `json:"alert_rule_test"`
+		} `json:"tests"`
+	}
+	if err := yaml.UnmarshalStrict(data, &rt); err != nil {
+		t.Fatalf("rules_test.yml: %v", err)
+	}
+	fires := map[string]bool{}
+	for _, tc := range rt.Tests {
+		for _, a := range tc.AlertRuleTest {
+			if len(a.ExpAlerts) > 0 {
+				fires[a.Alertname] = true
+			}
+		}
+	}
+	for _, g := range loadRules(t).Groups {
+		for _, r := range g.Rules {
+			if r.Alert != "" && !fires[r.Alert] {
+				t.Errorf("%s: no case in rules_test.yml where it fires", r.Alert)
+			}
+		}
+	}
+}
