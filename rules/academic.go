@@ -35,6 +35,20 @@ func (e *evaluator) academic() {
 // zone, the key of CourseState.WeekStudySeconds.
 func (p *Policy) WeekKey(t time.Time) string {
 	y, w := t.In(p.loc).ISOWeek()
+	return weekKey(y, w)
+}
+
+// lastWeeks returns the keys of the week before t's week and of the one
+// before that, in the calendar's zone.
+func (p *Policy) lastWeeks(t time.Time) (last, prev string) {
+	y, m, d := t.In(p.loc).Date()
+	noon := time.Date(y, m, d, 12, 0, 0, 0, p.loc) // a DST shift cannot change the day
+	ly, lw := noon.Add(-7 * 24 * time.Hour).ISOWeek()
+	py, pw := noon.Add(-14 * 24 * time.Hour).ISOWeek()
+	return weekKey(ly, lw), weekKey(py, pw)
+}
+
+func weekKey(y, w int) string {
 	b := make([]byte, 0, 8)
 	b = strconv.AppendInt(b, int64(y), 10)
 	b = append(b, '-', 'W', byte('0'+w/10), byte('0'+w%10))
@@ -51,7 +65,7 @@ func (e *evaluator) requiredScale(c *Course) float64 {
 
 // shortCourse is one course behind its required study time.
 type shortCourse struct {
-	id, name          string
+	c                 *Course
 	studied, required float64 // hours
 }
 
@@ -63,7 +77,8 @@ func (e *evaluator) study(term *Term) {
 		return
 	}
 	red := !s.Now.Before(term.end.AddDate(0, 0, -p.Study.RedLastDays))
-	var yellowShort, redShort []shortCourse
+	var ybuf, rbuf [8]shortCourse // no allocation for up to 8 short courses
+	yellowShort, redShort := ybuf[:0], rbuf[:0]
 	for i := range s.Courses {
 		cs := &s.Courses[i]
 		c := p.Course(cs.Course)
@@ -75,10 +90,10 @@ func (e *evaluator) study(term *Term) {
 		soFar, total = soFar*d, total*d
 		studied := cs.StudySecondsTotal / 3600
 		if soFar > 0 && studied < soFar {
-			yellowShort = append(yellowShort, shortCourse{c.ID, c.Name, studied, soFar})
+			yellowShort = append(yellowShort, shortCourse{c, studied, soFar})
 		}
 		if limit := float64(p.Study.RedShare) * total; red && total > 0 && studied < limit {
-			redShort = append(redShort, shortCourse{c.ID, c.Name, studied, limit})
+			redShort = append(redShort, shortCourse{c, studied, limit})
 		}
 	}
 	period := term.Periods[k].Name
@@ -97,6 +112,7 @@ func (e *evaluator) study(term *Term) {
 
 func shortList(cs []shortCourse) string {
 	var b strings.Builder
+	b.Grow(40 * len(cs))
 	for i, c := range cs {
 		if i > 0 {
 			b.WriteString(", ")
@@ -105,13 +121,18 @@ func shortList(cs []shortCourse) string {
 		if c.required > 0 {
 			share = c.studied / c.required
 		}
-		b.WriteString(c.name + " " + pct(share) + " of " + hours(c.required))
+		b.WriteString(c.c.Name)
+		b.WriteByte(' ')
+		b.WriteString(pct(share))
+		b.WriteString(" of ")
+		b.WriteString(hours(c.required))
 	}
 	return b.String()
 }
 
-func studyEvidence(cs []shortCourse, min int, share float64) map[string]float64 {
-	ev := map[string]float64{"courses_short": float64(len(cs)), "min_courses": float64(min)}
+func studyEvidence(cs []shortCourse, minCourses int, share float64) map[string]float64 {
+	ev := make(map[string]float64, 3+2*min(len(cs), 25))
+	ev["courses_short"], ev["min_courses"] = float64(len(cs)), float64(minCourses)
 	if share != 1 {
 		ev["share"] = share
 	}
@@ -119,8 +140,8 @@ func studyEvidence(cs []shortCourse, min int, share float64) map[string]float64 
 		if i == 25 {
 			break
 		}
-		ev[evKey(c.id, "_studied_h")] = round2(c.studied)
-		ev[evKey(c.id, "_required_h")] = round2(c.required)
+		ev[c.c.evStudied] = round2(c.studied)
+		ev[c.c.evRequired] = round2(c.required)
 	}
 	return ev
 }
@@ -345,7 +366,7 @@ func (e *evaluator) trend(term *Term) {
 			continue
 		}
 		if lastKey == "" {
-			lastKey, prevKey = p.WeekKey(s.Now.AddDate(0, 0, -7)), p.WeekKey(s.Now.AddDate(0, 0, -14))
+			lastKey, prevKey = p.lastWeeks(s.Now)
 		}
 		prev, last := cs.WeekStudySeconds[prevKey]/3600, cs.WeekStudySeconds[lastKey]/3600
 		if prev <= 0 || prev < p.Trend.MinPreviousHours {
@@ -382,7 +403,15 @@ func (e *evaluator) peer(term *Term) {
 		e.add(RulePeer, FamilyAcademic, stream.CategoryRisk, p.Peer.Level, cs.Course,
 			"Study time in "+e.courseName(cs.Course)+" is "+hours(cs.StudySecondsTotal/3600)+", below "+pct(float64(p.Peer.Ratio))+
 				" of the class "+p.Peer.Basis+" "+hours(basis/3600)+" (percentile "+num(ps.Percentile)+" of "+strconv.Itoa(ps.N)+")",
-			map[string]float64{"student_h": round2(cs.StudySecondsTotal / 3600), "class_" + p.Peer.Basis + "_h": round2(basis / 3600),
+			map[string]float64{"student_h": round2(cs.StudySecondsTotal / 3600), p.Peer.evBasis(): round2(basis / 3600),
 				"ratio": float64(p.Peer.Ratio), "percentile": round2(ps.Percentile), "class_n": float64(ps.N)})
 	}
+}
+
+// evBasis is the evidence key of the class statistic.
+func (r *PeerRule) evBasis() string {
+	if r.Basis == "mean" {
+		return "class_mean_h"
+	}
+	return "class_median_h"
 }

@@ -130,8 +130,9 @@ func (t *Term) periodIndex(at time.Time) int {
 // (-1 outside the term).
 func (c *Course) requiredHours(term *Term, at time.Time, basis string) (soFar, total float64, k int) {
 	k = term.periodIndex(at)
+	hs := c.termHours[term.idx]
 	for i := range term.Periods {
-		h := c.RequiredHours[term.Periods[i].Name]
+		h := hs[i]
 		total += h
 		switch {
 		case k < 0:
@@ -155,8 +156,8 @@ func (c *Course) requiredHours(term *Term, at time.Time, basis string) (soFar, t
 // before the difficulty coefficient.
 func (c *Course) TotalHours(term *Term) float64 {
 	var total float64
-	for i := range term.Periods {
-		total += c.RequiredHours[term.Periods[i].Name]
+	for _, h := range c.termHours[term.idx] {
+		total += h
 	}
 	return total
 }

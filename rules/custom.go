@@ -280,7 +280,7 @@ func (e *evaluator) celView() *celStudent {
 			FaceAbsentS: l.FaceAbsentSeconds,
 		}
 	}
-	lastKey, prevKey := p.WeekKey(s.Now.AddDate(0, 0, -7)), p.WeekKey(s.Now.AddDate(0, 0, -14))
+	lastKey, prevKey := p.lastWeeks(s.Now)
 	v.Courses = make([]celCourse, 0, len(s.Courses))
 	for i := range s.Courses {
 		cs := &s.Courses[i]

@@ -14,6 +14,7 @@ func Evaluate(p *Policy, s *Snapshot) []Finding {
 func EvaluateFamilies(p *Policy, s *Snapshot, fam Family) []Finding {
 	var e evaluator
 	e.p, e.s = p, s
+	e.out = make([]Finding, 0, 4)
 	if fam&FamilyAcademic != 0 {
 		e.academic()
 	}

@@ -47,15 +47,40 @@ func pct(share float64) string {
 	if v >= 100 && share < 1 {
 		v = 99
 	}
-	return strconv.FormatFloat(v, 'f', -1, 64) + " %"
+	var buf [24]byte
+	return string(append(appendNum(buf[:0], v), " %"...))
 }
 
 // hours formats hours with one decimal at most, "8.5 h".
-func hours(h float64) string { return num(h) + " h" }
+func hours(h float64) string {
+	var buf [24]byte
+	return string(append(appendNum(buf[:0], h), " h"...))
+}
 
 // num formats x with one decimal at most.
 func num(x float64) string {
-	return strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64)
+	var buf [24]byte
+	return string(appendNum(buf[:0], x))
+}
+
+// appendNum appends x rounded to one decimal, without a trailing ".0".
+// Reasons are formatted on every evaluation, so this avoids strconv's
+// general float path for the everyday magnitudes.
+func appendNum(b []byte, x float64) []byte {
+	r := math.Round(x * 10)
+	if !finite(r) || math.Abs(r) >= 1e15 {
+		return strconv.AppendFloat(b, math.Round(x*10)/10, 'g', -1, 64)
+	}
+	t := int64(r)
+	if t < 0 {
+		b = append(b, '-')
+		t = -t
+	}
+	b = strconv.AppendInt(b, t/10, 10)
+	if d := t % 10; d != 0 {
+		b = append(b, '.', byte('0'+d))
+	}
+	return b
 }
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }

@@ -69,6 +69,7 @@ type Term struct {
 	Periods []Period `yaml:"periods"`
 
 	start, end time.Time // [start, end) in the calendar's zone
+	idx        int       // position in Calendar.Terms
 }
 
 // Period is one study period of a term; End is inclusive.
@@ -97,6 +98,9 @@ type Course struct {
 	// (by period name). A course's total for a term is the sum over that
 	// term's periods.
 	RequiredHours map[string]float64 `yaml:"required_hours"`
+
+	evStudied, evRequired string      // evidence keys, built once at load
+	termHours             [][]float64 // [term index][period index] hours
 }
 
 // StudyRule is the study-state warning (学习状态预警).

@@ -444,3 +444,41 @@ func TestFindingsFromHostileSnapshotsMakeValidWarnings(t *testing.T) {
 		}
 	}
 }
+
+func TestNumberFormatting(t *testing.T) {
+	cases := []struct {
+		got, want string
+	}{
+		{num(10), "10"}, {num(8.25), "8.3"}, {num(0.04), "0"}, {num(-2.5), "-2.5"}, {num(0.96), "1"},
+		{hours(27.5), "27.5 h"}, {pct(0.41), "41 %"}, {pct(0.999), "99 %"}, {pct(1), "100 %"}, {pct(2.0 / 3), "67 %"},
+		{num(1e300), "1e+300"},
+	}
+	for _, c := range cases {
+		if c.got != c.want {
+			t.Errorf("got %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestLastWeeksAcrossTheYearAndZone(t *testing.T) {
+	p := DefaultPolicy()
+	cases := []struct {
+		at         time.Time
+		last, prev string
+	}{
+		{day(2026, 11, 25), "2026-W47", "2026-W46"},
+		{day(2026, 11, 23), "2026-W47", "2026-W46"}, // Monday 00:00 in Shanghai
+		{time.Date(2026, 11, 22, 16, 30, 0, 0, time.UTC), "2026-W47", "2026-W46"},
+		{day(2027, 1, 6), "2026-W53", "2026-W52"},
+		{day(2027, 1, 13), "2027-W01", "2026-W53"},
+	}
+	for _, c := range cases {
+		last, prev := p.lastWeeks(c.at)
+		if last != c.last || prev != c.prev {
+			t.Errorf("lastWeeks(%v) = %s %s, want %s %s", c.at, last, prev, c.last, c.prev)
+		}
+		if got := p.WeekKey(c.at.AddDate(0, 0, -7)); got != c.last {
+			t.Errorf("WeekKey(%v - 7 days) = %s, want %s", c.at, got, c.last)
+		}
+	}
+}

@@ -41,6 +41,7 @@ func (p *Policy) validateCalendar(v *validator) {
 	var prevEnd time.Time
 	for i := range p.Calendar.Terms {
 		t := &p.Calendar.Terms[i]
+		t.idx = i
 		tp := at(nil, "calendar", "terms", i)
 		if !validIdent(t.ID) {
 			v.errf(at(tp, "id"), "required: 1..64 letters, digits and -_.:@ (got %q)", t.ID)
@@ -117,6 +118,7 @@ func (p *Policy) validateCourses(v *validator) {
 			v.errf(at(cp, "id"), "duplicate course %q", c.ID)
 		}
 		p.courses[c.ID] = c
+		c.evStudied, c.evRequired = evKey(c.ID, "_studied_h"), evKey(c.ID, "_required_h")
 		if c.Name == "" {
 			c.Name = c.ID
 		}
@@ -143,6 +145,13 @@ func (p *Policy) validateCourses(v *validator) {
 		}
 		if total <= 0 {
 			v.errf(at(cp, "required_hours"), "must be > 0 in at least one study period")
+		}
+		c.termHours = make([][]float64, len(p.Calendar.Terms))
+		for ti, t := range p.Calendar.Terms {
+			c.termHours[ti] = make([]float64, len(t.Periods))
+			for k, pr := range t.Periods {
+				c.termHours[ti][k] = c.RequiredHours[pr.Name]
+			}
 		}
 	}
 }
