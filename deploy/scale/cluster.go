@@ -197,17 +197,25 @@ func (c *Cluster) Node(addr string) *redis.Client {
 func (c *Cluster) SlotOwners(ctx context.Context) ([]string, error) {
 	rdb := c.Node(c.Addrs[0])
 	defer rdb.Close()
-	ranges, err := rdb.ClusterSlots(ctx).Result()
+	shards, err := rdb.ClusterShards(ctx).Result()
 	if err != nil {
-		return nil, fmt.Errorf("scale: CLUSTER SLOTS: %w", err)
+		return nil, fmt.Errorf("scale: CLUSTER SHARDS: %w", err)
 	}
 	owners := make([]string, 16384)
-	for _, r := range ranges {
-		if len(r.Nodes) == 0 {
+	for _, sh := range shards {
+		var master string
+		for _, n := range sh.Nodes {
+			if n.Role == "master" {
+				master = net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
+			}
+		}
+		if master == "" {
 			continue
 		}
-		for s := r.Start; s <= r.End; s++ {
-			owners[s] = r.Nodes[0].Addr
+		for _, r := range sh.Slots {
+			for s := r.Start; s <= r.End; s++ {
+				owners[s] = master
+			}
 		}
 	}
 	for s, o := range owners {
