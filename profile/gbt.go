@@ -21,13 +21,14 @@ type GBTConfig struct {
 	// Lambda is the L2 penalty on leaf values; default 1.
 	Lambda float64
 	// Subsample is the share of rows each round sees (stochastic gradient
-	// boosting); default 0.8.
+	// boosting); default 0.8 below 20,000 rows and 0.5 from there on, where
+	// half the rows estimate the gradient as well and halve the time.
 	Subsample float64
 	// Seed makes training reproducible.
 	Seed uint64
 }
 
-func (c *GBTConfig) defaults() {
+func (c *GBTConfig) defaults(rows int) {
 	if c.Rounds <= 0 {
 		c.Rounds = 120
 	}
@@ -45,6 +46,9 @@ func (c *GBTConfig) defaults() {
 	}
 	if c.Subsample <= 0 || c.Subsample > 1 {
 		c.Subsample = 0.8
+		if rows >= 20_000 {
+			c.Subsample = 0.5
+		}
 	}
 }
 
@@ -66,7 +70,7 @@ type GBT struct {
 // grown in parallel, each from its own data, so the core count does not
 // change the result.
 func TrainGBT(x [][]float64, y []int, classes int, cfg GBTConfig) (*GBT, error) {
-	cfg.defaults()
+	cfg.defaults(len(x))
 	if err := checkTrainingSet(x, y, classes); err != nil {
 		return nil, err
 	}
