@@ -83,8 +83,14 @@ func TestLifecycleTransitions(t *testing.T) {
 			{time.Hour, y(RuleStudy, A), A, nil},
 			{2 * time.Hour, r(RuleStudy, A), A, []string{"escalated:red"}},
 			{3 * time.Hour, r(RuleStudy, A), A, nil},
-			{4 * time.Hour, nil, A, []string{"cleared:red"}},
-			{5 * time.Hour, nil, A, nil},
+			{25 * time.Hour, nil, A, []string{"cleared:red"}},
+			{26 * time.Hour, nil, A, nil},
+		}},
+		{"academic warning held for a day", []step{
+			{0, y(RuleStudy, A), A, []string{"raised:yellow"}},
+			{time.Hour, nil, A, nil},
+			{24*time.Hour - time.Second, nil, A, nil},
+			{24 * time.Hour, nil, A, []string{"cleared:yellow"}},
 		}},
 		{"raised directly at red", []step{
 			{0, r(RuleGrade, A), A, []string{"raised:red"}},
@@ -92,18 +98,18 @@ func TestLifecycleTransitions(t *testing.T) {
 		{"never steps down while open", []step{
 			{0, r(RuleStudy, A), A, []string{"raised:red"}},
 			{time.Hour, y(RuleStudy, A), A, nil},
-			{2 * time.Hour, nil, A, []string{"cleared:red"}},
+			{24 * time.Hour, nil, A, []string{"cleared:red"}},
 		}},
 		{"academic raises again at once after clearing", []step{
 			{0, y(RuleStudy, A), A, []string{"raised:yellow"}},
-			{time.Hour, nil, A, []string{"cleared:yellow"}},
-			{2 * time.Hour, y(RuleStudy, A), A, []string{"raised:yellow"}},
+			{24 * time.Hour, nil, A, []string{"cleared:yellow"}},
+			{25 * time.Hour, y(RuleStudy, A), A, []string{"raised:yellow"}},
 		}},
 		{"a live evaluation does not clear academic warnings", []step{
 			{0, y(RuleStudy, A), A, []string{"raised:yellow"}},
 			{time.Hour, nil, L, nil},
 			{2 * time.Hour, y(RuleStudy, A), L, nil},
-			{3 * time.Hour, nil, A, []string{"cleared:yellow"}},
+			{25 * time.Hour, nil, A, []string{"cleared:yellow"}},
 		}},
 		{"an academic evaluation neither raises nor clears live warnings", []step{
 			{0, y(RuleAttentionLow, L), L, []string{"raised:yellow"}},
@@ -132,7 +138,7 @@ func TestLifecycleTransitions(t *testing.T) {
 		}},
 		{"two rules at once in key order", []step{
 			{0, append(y(RuleStudy, A), r(RuleGrade, A)...), A, []string{"raised:red", "raised:yellow"}},
-			{time.Hour, r(RuleGrade, A), A, []string{"cleared:yellow"}},
+			{24 * time.Hour, r(RuleGrade, A), A, []string{"cleared:yellow"}},
 		}},
 		{"duplicate findings raise once at the higher level", []step{
 			{0, append(y(RuleStudy, A), r(RuleStudy, A)...), A, []string{"raised:red"}},
@@ -200,7 +206,7 @@ func TestReconcileDoesNotModifyItsInput(t *testing.T) {
 	open, _ := Reconcile(p, "s1", "", nil, []Finding{finding(RuleStudy, stream.LevelYellow, FamilyAcademic)}, FamilyAcademic, now)
 	before, _ := json.Marshal(open)
 	Reconcile(p, "s1", "", open, []Finding{finding(RuleStudy, stream.LevelRed, FamilyAcademic)}, FamilyAcademic, now.Add(time.Hour))
-	Reconcile(p, "s1", "", open, nil, FamilyAcademic, now.Add(2*time.Hour))
+	Reconcile(p, "s1", "", open, nil, FamilyAcademic, now.Add(48*time.Hour))
 	after, _ := json.Marshal(open)
 	if string(before) != string(after) {
 		t.Fatalf("Open changed:\n%s\n%s", before, after)
@@ -222,6 +228,10 @@ func TestEvaluateThenReconcileEndToEnd(t *testing.T) {
 	}
 	s.Courses = autumn(map[string]float64{"calculus": 25, "law": 5})
 	_, evs = Reconcile(p, "s1", "", open, EvaluateFamilies(p, s, FamilyAcademic), FamilyAcademic, now.Add(time.Hour))
+	if len(evs) != 0 {
+		t.Fatalf("cleared within the academic hold: %+v", evs)
+	}
+	_, evs = Reconcile(p, "s1", "", open, EvaluateFamilies(p, s, FamilyAcademic), FamilyAcademic, now.Add(24*time.Hour))
 	if len(evs) != 1 || evs[0].State != stream.StateCleared || evs[0].Ref != open[RuleStudy].Ref {
 		t.Fatalf("events %+v", evs)
 	}

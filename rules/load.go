@@ -214,7 +214,8 @@ func defaults() *Policy {
 		Trend:   TrendRule{Enabled: true, Drop: 0.10, MinPreviousHours: 1, Level: "info"},
 		Peer:    PeerRule{Enabled: true, Basis: "median", Ratio: 0.8, MinClass: 5, Level: "info"},
 		Lifecycle: Lifecycle{
-			Live:  Hold{MinHold: time.Minute, Cooldown: 5 * time.Minute},
+			Academic: Hold{MinHold: 24 * time.Hour},
+			Live:     Hold{MinHold: time.Minute, Cooldown: 5 * time.Minute},
 			Class: Hold{MinHold: time.Minute, Cooldown: 3 * time.Minute},
 		},
 	}

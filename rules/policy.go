@@ -255,8 +255,10 @@ type Hold struct {
 	Cooldown time.Duration `yaml:"cooldown"`
 }
 
-// Lifecycle holds the timings per family. Defaults: live min_hold 1m,
-// cooldown 5m; class 1m, 3m; academic 0, 0.
+// Lifecycle holds the timings per family. Defaults: academic min_hold 24h
+// (study time rises in steps while the prorated requirement rises all day,
+// so a student near the line would otherwise flap), cooldown 0; live 1m,
+// 5m; class 1m, 3m.
 type Lifecycle struct {
 	Academic Hold `yaml:"academic"`
 	Live     Hold `yaml:"live"`
