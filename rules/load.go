@@ -216,7 +216,7 @@ func defaults() *Policy {
 		Lifecycle: Lifecycle{
 			Academic: Hold{MinHold: 24 * time.Hour},
 			Live:     Hold{MinHold: time.Minute, Cooldown: 5 * time.Minute},
-			Class: Hold{MinHold: time.Minute, Cooldown: 3 * time.Minute},
+			Class:    Hold{MinHold: time.Minute, Cooldown: 3 * time.Minute},
 		},
 	}
 }
