@@ -1,11 +1,13 @@
 package profile
 
 import (
+	"cmp"
 	"fmt"
 	"html"
 	"html/template"
 	"io"
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -31,7 +33,10 @@ func WriteReport(w io.Writer, res *Result, info ReportInfo) error {
 	if info.Title == "" {
 		info.Title = "classpulse learner profiles"
 	}
+	ordered := slices.Clone(res.Profiles)
+	slices.SortStableFunc(ordered, func(a, b Profile) int { return cmp.Compare(a.Score, b.Score) })
 	data := map[string]any{
+		"Ordered": ordered,
 		"Info":    info,
 		"Res":     res,
 		"Rows":    len(res.Assign),
@@ -85,7 +90,7 @@ Features are min–max normalised to [0, 1]; group means count confused, bored a
 
 <h2>Profiles (k = {{.Res.K}})</h2>
 <table><tr><th>profile</th><th>students</th><th>share</th>{{range .Groups}}<th>{{.}}</th>{{end}}<th>vs overall</th></tr>
-{{range .Res.Profiles}}<tr><td><span class="sw" style="background:{{color .Cluster}}"></span>{{.Name}}</td><td>{{.Size}}</td><td>{{pct .Share}}</td>
+{{range .Ordered}}<tr><td><span class="sw" style="background:{{color .Cluster}}"></span>{{.Name}}</td><td>{{.Size}}</td><td>{{pct .Share}}</td>
 {{$p := .}}{{range $.Groups}}<td>{{group $p.Groups .}}</td>{{end}}<td>{{printf "%+.3f" .Score}}</td></tr>
 {{end}}<tr><td>overall</td><td>{{.Rows}}</td><td>100 %</td>{{$o := .Res.Overall}}{{range .Groups}}<td>{{group $o .}}</td>{{end}}<td></td></tr>
 </table>
