@@ -482,3 +482,28 @@ func TestLastWeeksAcrossTheYearAndZone(t *testing.T) {
 		}
 	}
 }
+
+func TestCustomRuleOverCostLimitDoesNotFire(t *testing.T) {
+	text := minimalPolicy + `custom:
+  - id: runaway
+    when: student.courses.all(a, student.courses.all(b, student.courses.all(c, a.study_hours + b.study_hours + c.study_hours >= 0.0)))
+    reason: Always true, if it ever finished.
+`
+	p, err := LoadPolicy([]byte(text), "runaway.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Snapshot{Now: time.Date(2026, 9, 15, 0, 0, 0, 0, time.UTC)}
+	for i := 0; i < 3; i++ {
+		s.Courses = append(s.Courses, CourseState{Course: "c1", Term: "t1"})
+	}
+	if len(only(Evaluate(p, s), "runaway")) != 1 {
+		t.Fatal("the rule does not fire on a small snapshot")
+	}
+	for i := 0; i < 200; i++ { // 200³ iterations: far beyond the cost limit
+		s.Courses = append(s.Courses, CourseState{Course: "c1", Term: "t1"})
+	}
+	if fs := only(Evaluate(p, s), "runaway"); len(fs) != 0 {
+		t.Fatalf("a rule over the cost limit fired: %+v", fs)
+	}
+}
