@@ -178,8 +178,8 @@ func (p *Policy) compileCustom(v *validator) {
 		if msg != "" {
 			v.errf(at(rp, "when"), "rule %s: %s", name, msg)
 		}
+		p.Custom[i] = r // with its defaults filled in
 		cr := &compiledRule{CustomRule: r, family: fam, when: when}
-		cr.line = v.line(rp)
 		for _, k := range sortedKeys(r.Evidence) {
 			if !validIdent(k) {
 				v.errf(at(rp, "evidence", k), "evidence names are 1..64 letters, digits and -_.:@")

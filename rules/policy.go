@@ -282,8 +282,6 @@ type CustomRule struct {
 	Reason string `yaml:"reason"`
 	// Evidence maps names to CEL number expressions recorded as evidence.
 	Evidence map[string]string `yaml:"evidence"`
-
-	line int
 }
 
 // Course returns the course with id, or nil if the policy does not know it.
