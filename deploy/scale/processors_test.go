@@ -127,7 +127,11 @@ func buildClasspulse(t *testing.T) string {
 // student, the last at now.
 func publishScores(t *testing.T, broker string, students, perStudent int, now time.Time) {
 	t.Helper()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker}}, nil)
+	// An own transport, closed at the end: kafka-go's default one keeps its
+	// connection goroutines for the life of the process.
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker}, Transport: transport}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,12 +214,16 @@ func tail(s string, n int) string {
 	return s
 }
 
+// scrapeClient keeps no idle connections, so no transport goroutine
+// outlives the test (goleak in TestMain).
+var scrapeClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
 // scrape returns the samples of one process's /metrics whose name is
 // metric, keyed by their label string. A process not (yet) serving gives
 // nothing.
 func scrape(url, metric string) map[string]float64 {
 	out := map[string]float64{}
-	resp, err := http.Get(url)
+	resp, err := scrapeClient.Get(url)
 	if err != nil {
 		return out
 	}
@@ -288,7 +296,9 @@ func (g *group) waitCount(t *testing.T, want int, timeout time.Duration) result 
 // flight). It returns the sorted partition lists, one per member.
 func groupAssignment(t *testing.T, broker, group string, members, partitions int) [][]int {
 	t.Helper()
-	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 5 * time.Second}
+	transport := &kafka.Transport{}
+	defer transport.CloseIdleConnections()
+	client := &kafka.Client{Addr: kafka.TCP(broker), Timeout: 5 * time.Second, Transport: transport}
 	deadline := time.Now().Add(2 * time.Minute)
 	var last string
 	for time.Now().Before(deadline) {
