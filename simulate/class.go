@@ -57,6 +57,10 @@ type Config struct {
 	Mix map[Persona]float64
 	// StudentPrefix prefixes student ids. Default "stu-".
 	StudentPrefix string
+	// Warmup back-fills this much session history, stamped in the past, as
+	// fast as the broker takes it before the live ticks start, so rolling
+	// windows are full from the first minute. Default 0.
+	Warmup time.Duration
 }
 
 func (c *Config) applyDefaults() {
@@ -170,11 +174,16 @@ func (c *Class) Run(ctx context.Context) error {
 	if c.ran.Swap(true) {
 		return errors.New("simulate: Run called twice")
 	}
-	start := time.Now()
+	start := time.Now().Add(-c.cfg.Warmup)
 	if err := c.publish(ctx, c.Consents(start)); err != nil {
 		return err
 	}
-	c.logger.Info("simulated class started", "students", len(c.students))
+	for at := start.Add(c.cfg.Tick); c.cfg.Warmup > 0 && at.Before(time.Now()); at = at.Add(c.cfg.Tick) {
+		if err := c.publish(ctx, c.Second(at, at.Sub(start))); err != nil {
+			return err
+		}
+	}
+	c.logger.Info("simulated class started", "students", len(c.students), "warmup", c.cfg.Warmup)
 	tick := time.NewTicker(c.cfg.Tick)
 	defer tick.Stop()
 	for {

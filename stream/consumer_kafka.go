@@ -115,7 +115,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Dialer:            c.cfg.Dialer,
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
-		MaxWait:           250 * time.Millisecond,
+		MaxWait:           2 * time.Second, // kafka-go keeps a quarter of it as RTT slack; MinBytes 1 still returns at once
 		ReadBatchTimeout:  5 * time.Second,
 		QueueCapacity:     2 * c.cfg.MaxBatch,
 		CommitInterval:    c.cfg.CommitInterval,

@@ -39,6 +39,7 @@ func runDemo(ctx context.Context, args []string) error {
 	var scfg simulate.Config
 	fs.IntVar(&scfg.Students, "students", 40, "students in the simulated class")
 	fs.StringVar(&scfg.Session, "session", "demo-class", "session id of the simulated class")
+	fs.DurationVar(&scfg.Warmup, "warmup", 2*time.Minute, "session history the simulated class back-fills at start, so live signals show at once")
 	dur := fs.Duration("for", 0, "stop after this long and exit 0 (default: until interrupted)")
 	if err := config.Parse(fs, args); err != nil {
 		return err

@@ -24,6 +24,7 @@ func runSimulate(ctx context.Context, args []string) error {
 	fs.DurationVar(&cfg.Tick, "tick", time.Second, "time between two score events of one student")
 	fs.DurationVar(&cfg.ClickEvery, "click-every", 15*time.Second, "mean time between two clickstream events of one student")
 	fs.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
+	fs.DurationVar(&cfg.Warmup, "warmup", 0, "session history to back-fill at start, stamped in the past")
 	dur := fs.Duration("for", 0, "stop after this long (default: until interrupted)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
