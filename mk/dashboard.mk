@@ -7,8 +7,7 @@ DASHBOARD_PKGS := ./dashboard/...
 
 # chromium for the browser tests, redis-server for the live feed; idempotent.
 dashboard-test-deps:
-	@command -v chromium >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1 || \
-		( $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y --no-install-recommends chromium redis-server )
+	@scripts/install-deps.sh chromium redis-server
 
 dashboard-test: dashboard-test-deps
 	go test -count=1 $(DASHBOARD_PKGS)

@@ -12,9 +12,7 @@
 # Debian packages: prometheus (promtool) and redis-server/redis-tools for the
 # Redis Cluster harness. Idempotent; works as root on a fresh machine.
 deploy-deps:
-	@dpkg -s prometheus >/dev/null 2>&1 || apt-get install -y prometheus || (apt-get update && apt-get install -y prometheus)
-	@dpkg -s redis-server >/dev/null 2>&1 || apt-get install -y redis-server || (apt-get update && apt-get install -y redis-server)
-	@dpkg -s redis-tools >/dev/null 2>&1 || apt-get install -y redis-tools || (apt-get update && apt-get install -y redis-tools)
+	@scripts/install-deps.sh prometheus redis-server redis-tools
 
 deploy-check: deploy-deps
 	promtool check rules deploy/prometheus/rules.yml

@@ -16,9 +16,7 @@ BENCH_VIDEO     := build/vision/bench.avi
 # Debian packages: OpenCV 4.6 headers/libs, the Haar cascades, ffmpeg (bench
 # video), npm (face-api). Installed only when missing.
 vision-deps:
-	@dpkg -s libopencv-dev opencv-data ffmpeg npm pkg-config >/dev/null 2>&1 || \
-		(apt-get install -y libopencv-dev opencv-data ffmpeg npm pkg-config || \
-		 (apt-get update && apt-get install -y libopencv-dev opencv-data ffmpeg npm pkg-config))
+	@scripts/install-deps.sh libopencv-dev opencv-data ffmpeg pkg-config g++
 
 $(FACEAPI_DIR)/package.json: | vision-deps
 	npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error @vladmandic/face-api@$(FACEAPI_VERSION)

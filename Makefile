@@ -1,0 +1,46 @@
+# classpulse — the two commands are `make demo` and `make test`.
+# Everything else here is a step they use, or a benchmark.
+
+GO       ?= go
+GOTEST   := $(GO) test -count=1 -timeout 20m
+FUZZTIME ?= 5s
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-deps build lint fuzz bench-pipeline clean-models
+
+include $(wildcard mk/*.mk)
+
+help:
+	@echo "make demo   run the whole product on its embedded default (http://127.0.0.1:8080)"
+	@echo "make test   install what the tests need (Debian/npm packages, model files) and run every test"
+	@echo "make edge   build the capture client bin/classpulse-edge and its model files"
+
+# The demo needs nothing but Go: broker, Redis and dashboard are embedded.
+demo:
+	$(GO) run ./cmd/classpulse demo
+
+build:
+	$(GO) build -o bin/classpulse ./cmd/classpulse
+
+# Debian packages the tests talk to; idempotent, fast when already there.
+test-deps:
+	@scripts/install-deps.sh
+
+test: test-deps models deploy-check
+	gofmt -l $$(git ls-files '*.go') | tee /dev/stderr | (! read)
+	$(GO) vet ./...
+	$(GOTEST) ./...
+	$(MAKE) --no-print-directory fuzz
+
+# Every fuzz target of outside input, briefly (FUZZTIME each); corpora live
+# in each package's testdata/fuzz.
+fuzz:
+	@set -e; for spec in \
+		./stream:FuzzDecode \
+		./rules:FuzzLoadPolicy \
+		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody \
+		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest \
+		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL \
+		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
+		echo "fuzz $$pkg $$fn"; $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >/dev/null || \
+		{ $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME); exit 1; }; done
