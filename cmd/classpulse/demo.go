@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"syscall"
 	"time"
@@ -112,7 +113,7 @@ func runDemo(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "\n  classpulse demo is running.\n  Open the class dashboard: %s\n  (Kafka-protocol broker %s, Redis-protocol server %s)\n\n", dash.SignInURL(tok), broker.Addr(), mem.Addr())
+		fmt.Fprintf(os.Stderr, "\n  classpulse demo is running.\n  Open the class dashboard: %s\n  (Kafka-protocol broker %s, Redis-protocol server %s)\n\n", dash.SignInURL(tok)+"&next="+url.QueryEscape("/?class="+scfg.Session), broker.Addr(), mem.Addr())
 		return class.Run(gctx)
 	})
 	err = g.Wait()
