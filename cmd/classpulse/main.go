@@ -64,5 +64,5 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, commands[n].summary)
 	}
-	fmt.Fprintln(os.Stderr, "\nEvery flag can also be set by an environment variable: --redis-addr → CLASSPULSE_REDIS_ADDR.")
+	fmt.Fprintln(os.Stderr, "\nEvery flag can also be set by an environment variable: --redis → CLASSPULSE_REDIS, --max-batch → CLASSPULSE_MAX_BATCH.")
 }
