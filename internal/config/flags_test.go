@@ -49,4 +49,3 @@ func TestNewLoggerRejectsUnknownLevelAndFormat(t *testing.T) {
 		t.Error(err)
 	}
 }
-
