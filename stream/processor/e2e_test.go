@@ -61,11 +61,14 @@ func startPipeline(t *testing.T) *pipeline {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.proc.Run(ctx) }()
+	var once sync.Once
 	p.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("processor Run: %v", err)
-		}
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("processor Run: %v", err)
+			}
+		})
 	}
 	t.Cleanup(p.stop)
 	return p
