@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/classpulse/classpulse/stream"
 )
 
 // Role is what a signed-in user is to classpulse.
@@ -96,21 +98,7 @@ func (c *Claims) Validate() error {
 }
 
 // validIdent mirrors the id rule of stream events.
-func validIdent(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '@':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validIdent(s string) bool { return stream.ValidIdent(s) }
 
 // Keys are the HMAC keys tokens are signed with, by key id. The first key
 // in Order signs new tokens; every key verifies, so keys can be rotated by

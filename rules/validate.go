@@ -291,21 +291,7 @@ func noticeLevel(v *validator, path []any, level string) {
 }
 
 // validIdent reports whether s has the shape of an event id field.
-func validIdent(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '-', c == '_', c == '.', c == ':', c == '@':
-		default:
-			return false
-		}
-	}
-	return true
-}
+func validIdent(s string) bool { return stream.ValidIdent(s) }
 
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))

@@ -201,3 +201,8 @@ func NewForTopic(topic string) (Event, error) {
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
 }
+
+// ValidIdent reports whether s has the shape of an id field of an event
+// (1..64 letters, digits and "-_.:@"). Other packages that accept ids from
+// outside (tokens, policy files) use it so one rule holds everywhere.
+func ValidIdent(s string) bool { return checkIdent("id", s, true) == nil }
