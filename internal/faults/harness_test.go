@@ -1,0 +1,302 @@
+package faults
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+// binary is the classpulse executable TestMain builds.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "classpulse-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "classpulse")
+	build := exec.Command("go", "build", "-o", binary, "github.com/classpulse/classpulse/cmd/classpulse")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build classpulse:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// envInt reads a size override, so a developer can run the issue's full
+// sizes without CI paying for them.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// child is one classpulse processor process. The test owns it: Kill or
+// the test's cleanup ends it.
+type child struct {
+	cmd         *exec.Cmd
+	done        chan struct{}
+	metricsAddr string
+}
+
+// startProcessor starts `classpulse processor` on broker and redis in
+// consumer group group, appending its output to logPath.
+func startProcessor(t *testing.T, broker, redisAddr, group, logPath string) *child {
+	t.Helper()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{done: make(chan struct{}), metricsAddr: "127.0.0.1:" + strconv.Itoa(port)}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.cmd = exec.Command(binary, "processor", "--brokers", broker, "--redis", redisAddr, "--group", group,
+		"--metrics-addr", c.metricsAddr, "--no-class-stage", "--log-level", "warn")
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	if err := c.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start processor: %v", err)
+	}
+	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.done) }()
+	t.Cleanup(c.Kill)
+	return c
+}
+
+// Kill sends SIGKILL and waits for the process to be gone.
+func (c *child) Kill() {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGKILL)
+	<-c.done
+}
+
+// Exited reports whether the process ended by itself.
+func (c *child) Exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// readyz returns the status code of GET /readyz, or 0 when the process
+// does not answer.
+func (c *child) readyz() int {
+	cl := http.Client{Timeout: time.Second}
+	resp, err := cl.Get("http://" + c.metricsAddr + "/readyz")
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// workload is a fixed set of click events with deterministic ids, spread
+// over students, and the totals they must add up to.
+type workload struct {
+	events    []stream.Event
+	students  []string
+	wantCount map[string]int64   // clicks per student
+	wantStudy map[string]float64 // study seconds per student
+}
+
+// kinds cycles study with two other behaviours, so both the study-time
+// sums (HINCRBYFLOAT) and the behaviour counts (HINCRBY) are exercised.
+var kinds = []string{stream.KindStudy, stream.KindQuiz, stream.KindStudy, stream.KindResource}
+
+func newWorkload(t *testing.T, n, students int) *workload {
+	t.Helper()
+	w := &workload{wantCount: map[string]int64{}, wantStudy: map[string]float64{}}
+	for s := 0; s < students; s++ {
+		w.students = append(w.students, fmt.Sprintf("stu-%03d", s))
+	}
+	start := time.Now().UTC().Add(-time.Minute)
+	for i := 0; i < n; i++ {
+		student := w.students[i%students]
+		c := &stream.Click{
+			Header: stream.Header{V: stream.Version, ID: fmt.Sprintf("fault-%07d", i), TS: stream.At(start.Add(time.Duration(i) * time.Millisecond)), Student: student},
+			Course: "law", Kind: kinds[i%len(kinds)],
+		}
+		if c.Kind == stream.KindStudy {
+			c.DurationS = float64(1 + i%7)
+			w.wantStudy[student] += c.DurationS
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		w.wantCount[student]++
+		w.events = append(w.events, c)
+	}
+	return w
+}
+
+// publish sends the workload in batches of batch every pace, from a
+// goroutine; the channel yields the first error (or nil) when done.
+func (w *workload) publish(ctx context.Context, prod *stream.Producer, batch int, pace time.Duration) <-chan error {
+	out := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(pace)
+		defer tick.Stop()
+		for i := 0; i < len(w.events); i += batch {
+			end := min(i+batch, len(w.events))
+			if err := prod.Publish(ctx, w.events[i:end]...); err != nil {
+				out <- fmt.Errorf("publish events %d..%d: %w", i, end, err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+				out <- ctx.Err()
+				return
+			case <-tick.C:
+			}
+		}
+		out <- nil
+	}()
+	return out
+}
+
+// digest is every study and click field of every student of the workload:
+// the academic state the processor derives from clicks.
+func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]string, error) {
+	pipe := rdb.Pipeline()
+	var cmds []*redis.MapStringStringCmd
+	for _, s := range w.students {
+		tag := state.StudentTag(s)
+		cmds = append(cmds, pipe.HGetAll(ctx, tag+":study"), pipe.HGetAll(ctx, tag+":clicks"))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	d := map[string]string{}
+	for i, c := range cmds {
+		for f, v := range c.Val() {
+			d[fmt.Sprintf("%s/%d/%s", w.students[i/2], i%2, f)] = v
+		}
+	}
+	return d, nil
+}
+
+// totals sums a digest into clicks and study seconds per student, from the
+// per-term fields (k| counts every click once, t| every study second once).
+func (w *workload) totals(d map[string]string) (count map[string]int64, study map[string]float64, all int64) {
+	count, study = map[string]int64{}, map[string]float64{}
+	for k, v := range d {
+		parts := strings.SplitN(k, "/", 3)
+		switch {
+		case parts[1] == "1" && strings.HasPrefix(parts[2], "k|"):
+			n, _ := strconv.ParseInt(v, 10, 64)
+			count[parts[0]] += n
+			all += n
+		case parts[1] == "0" && strings.HasPrefix(parts[2], "t|"):
+			f, _ := strconv.ParseFloat(v, 64)
+			study[parts[0]] += f
+		}
+	}
+	return count, study, all
+}
+
+// applied returns how many clicks Redis has counted so far; it fails the
+// test at once if that is more than were sent (a double count).
+func (w *workload) applied(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	d, err := w.digest(ctx, rdb)
+	if err != nil {
+		return -1 // Redis away; the caller keeps polling
+	}
+	_, _, all := w.totals(d)
+	if all > int64(len(w.events)) {
+		t.Fatalf("double count: %d clicks counted, %d sent", all, len(w.events))
+	}
+	return all
+}
+
+// waitAll polls until every event is counted, or fails after timeout
+// naming how many are missing.
+func (w *workload) waitAll(t *testing.T, rdb *redis.Client, timeout time.Duration, logPath string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var n int64
+	for time.Now().Before(deadline) {
+		if n = w.applied(t, rdb); n == int64(len(w.events)) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("lost events: %d of %d counted after %v\nprocessor log tail:\n%s", n, len(w.events), timeout, tail(logPath, 30))
+}
+
+// check compares the final state with the workload's totals and with the
+// clean run's digest, field by field.
+func (w *workload) check(t *testing.T, got, clean map[string]string) {
+	t.Helper()
+	count, study, _ := w.totals(got)
+	for _, s := range w.students {
+		if count[s] != w.wantCount[s] {
+			t.Errorf("%s: %d clicks counted, %d sent", s, count[s], w.wantCount[s])
+		}
+		if study[s] != w.wantStudy[s] {
+			t.Errorf("%s: %.0f study seconds, %.0f sent", s, study[s], w.wantStudy[s])
+		}
+	}
+	if len(got) != len(clean) {
+		t.Errorf("state has %d fields, the clean run %d", len(got), len(clean))
+	}
+	diffs := 0
+	for k, v := range clean {
+		if got[k] != v && diffs < 10 {
+			t.Errorf("%s = %q, clean run %q", k, got[k], v)
+			diffs++
+		}
+	}
+}
+
+func tail(path string, lines int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return strings.Join(ls, "\n")
+}
+
+func newProducer(t *testing.T, broker string) *stream.Producer {
+	t.Helper()
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prod.Close() })
+	return prod
+}
