@@ -42,5 +42,6 @@ fuzz:
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest \
 		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL \
 		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
-		echo "fuzz $$pkg $$fn"; $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >/dev/null || \
-		{ $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME); exit 1; }; done
+		log=$$(mktemp); echo "fuzz $$pkg $$fn"; \
+		if ! $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >$$log 2>&1; then tail -40 $$log; rm -f $$log; exit 1; fi; \
+		rm -f $$log; done
