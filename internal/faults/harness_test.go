@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -116,6 +117,30 @@ func (c *child) readyz() int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// duplicates scrapes the process's /metrics for the events it skipped as
+// already applied (redeliveries after a kill); -1 when it does not answer.
+func (c *child) duplicates() float64 {
+	cl := http.Client{Timeout: time.Second}
+	resp, err := cl.Get("http://" + c.metricsAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return -1
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "classpulse_processor_events_total{") && strings.Contains(line, `outcome="duplicate"`) {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
 }
 
 // workload is a fixed set of click events with deterministic ids, spread
