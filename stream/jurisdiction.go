@@ -20,7 +20,11 @@ const (
 )
 
 // Jurisdictions lists the known profiles; the empty string means default.
-var Jurisdictions = []string{JurisdictionDefault, JurisdictionEU}
+// They are the values classpulse-edge's --jurisdiction accepts
+// (vision.EmotionForbidden); of them only eu forbids emotion inference
+// today, the others name where a deployment runs so that a later legal
+// limit has a place to go.
+var Jurisdictions = []string{JurisdictionDefault, "none", JurisdictionEU, "cn", "us", "uk"}
 
 // ParseJurisdiction checks a --jurisdiction flag value and returns the
 // profile's canonical name ("" becomes "default").

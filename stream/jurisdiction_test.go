@@ -35,6 +35,7 @@ func TestCheckJurisdictionRejectsEmotionDataUnderEU(t *testing.T) {
 		{"score without emotion fields allowed under eu", noEmotions, "eu", nil},
 		{"score with emotions allowed under default", validScore(), "default", nil},
 		{"score with emotions allowed with no profile", validScore(), "", nil},
+		{"score with emotions allowed under us", validScore(), "us", nil},
 		{"tile with dominant learning emotion rejected under eu", tile, "eu", []string{"dominant"}},
 		{"tile without dominant allowed under eu", &plainTile, "eu", nil},
 		{"emotion consent grant rejected under eu", grant, "eu", []string{"scope"}},
@@ -76,7 +77,9 @@ func TestParseJurisdictionAcceptsKnownProfilesOnly(t *testing.T) {
 		{"", JurisdictionDefault, false},
 		{"default", JurisdictionDefault, false},
 		{" EU ", JurisdictionEU, false},
-		{"us", "", true},
+		{"us", "us", false},
+		{"none", "none", false},
+		{"fr", "", true},
 		{"eu,default", "", true},
 	}
 	for _, c := range cases {
