@@ -2,7 +2,7 @@
 # Everything else here is a step they use, or a benchmark.
 
 GO       ?= go
-GOTEST   := $(GO) test -count=1 -timeout 20m
+GOTEST   := $(GO) test -race -count=1 -timeout 20m
 FUZZTIME ?= 5s
 
 .DEFAULT_GOAL := help
