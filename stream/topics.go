@@ -20,5 +20,5 @@ var InputTopics = []string{TopicScores, TopicClicks, TopicGrades, TopicConsent}
 // order, for creating them on an embedded or real cluster.
 var AllTopics = []string{
 	TopicScores, TopicClicks, TopicGrades, TopicConsent,
-	TopicWarnings, TopicInterventions, TopicTiles, TopicDLQ,
+	TopicWarnings, TopicInterventions, TopicTiles, TopicDLQ, TopicAudit,
 }
