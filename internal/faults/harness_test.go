@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -143,18 +144,21 @@ func (c *child) duplicates() float64 {
 	return sum
 }
 
-// workload is a fixed set of click events with deterministic ids, spread
-// over students, and the totals they must add up to.
+// workload is a fixed set of events with deterministic ids, spread over
+// students: clicks (study time and behaviour counts) and scores (live
+// buckets and rolling windows), and the totals the clicks must add up to.
 type workload struct {
 	events    []stream.Event
 	students  []string
+	clicks    int
 	wantCount map[string]int64   // clicks per student
 	wantStudy map[string]float64 // study seconds per student
 }
 
 // kinds cycles study with two other behaviours, so both the study-time
-// sums (HINCRBYFLOAT) and the behaviour counts (HINCRBY) are exercised.
-var kinds = []string{stream.KindStudy, stream.KindQuiz, stream.KindStudy, stream.KindResource}
+// sums (HINCRBYFLOAT) and the behaviour counts (HINCRBY) are exercised; an
+// empty kind is a score event.
+var kinds = []string{stream.KindStudy, stream.KindQuiz, "", stream.KindStudy, stream.KindResource}
 
 func newWorkload(t *testing.T, n, students int) *workload {
 	t.Helper()
@@ -165,19 +169,25 @@ func newWorkload(t *testing.T, n, students int) *workload {
 	start := time.Now().UTC().Add(-time.Minute)
 	for i := 0; i < n; i++ {
 		student := w.students[i%students]
-		c := &stream.Click{
-			Header: stream.Header{V: stream.Version, ID: fmt.Sprintf("fault-%07d", i), TS: stream.At(start.Add(time.Duration(i) * time.Millisecond)), Student: student},
-			Course: "law", Kind: kinds[i%len(kinds)],
+		h := stream.Header{V: stream.Version, ID: fmt.Sprintf("fault-%07d", i), TS: stream.At(start.Add(time.Duration(i) * time.Millisecond)), Student: student}
+		var e stream.Event
+		if kind := kinds[i%len(kinds)]; kind == "" {
+			e = &stream.Score{Header: h, Session: "F1", Course: "law", WindowMS: 1000, Frames: 10,
+				FaceRatio: float64(i%3) / 2, Attention: float64(i%11) / 10, Model: "faults-1"}
+		} else {
+			c := &stream.Click{Header: h, Course: "law", Kind: kind}
+			if kind == stream.KindStudy {
+				c.DurationS = float64(1 + i%7)
+				w.wantStudy[student] += c.DurationS
+			}
+			w.wantCount[student]++
+			w.clicks++
+			e = c
 		}
-		if c.Kind == stream.KindStudy {
-			c.DurationS = float64(1 + i%7)
-			w.wantStudy[student] += c.DurationS
-		}
-		if err := c.Validate(); err != nil {
+		if err := e.Validate(); err != nil {
 			t.Fatal(err)
 		}
-		w.wantCount[student]++
-		w.events = append(w.events, c)
+		w.events = append(w.events, e)
 	}
 	return w
 }
@@ -207,14 +217,15 @@ func (w *workload) publish(ctx context.Context, prod *stream.Producer, batch int
 	return out
 }
 
-// digest is every study and click field of every student of the workload:
-// the academic state the processor derives from clicks.
+// digest is every study, click and live field of every student of the
+// workload: the academic state the processor derives from clicks and the
+// live buckets and rolling windows it derives from scores.
 func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]string, error) {
 	pipe := rdb.Pipeline()
 	var cmds []*redis.MapStringStringCmd
 	for _, s := range w.students {
 		tag := state.StudentTag(s)
-		cmds = append(cmds, pipe.HGetAll(ctx, tag+":study"), pipe.HGetAll(ctx, tag+":clicks"))
+		cmds = append(cmds, pipe.HGetAll(ctx, tag+":study"), pipe.HGetAll(ctx, tag+":clicks"), pipe.HGetAll(ctx, tag+":live"))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -222,7 +233,7 @@ func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]st
 	d := map[string]string{}
 	for i, c := range cmds {
 		for f, v := range c.Val() {
-			d[fmt.Sprintf("%s/%d/%s", w.students[i/2], i%2, f)] = v
+			d[fmt.Sprintf("%s/%d/%s", w.students[i/3], i%3, f)] = v
 		}
 	}
 	return d, nil
@@ -258,8 +269,8 @@ func (w *workload) applied(t *testing.T, rdb *redis.Client) int64 {
 		return -1 // Redis away; the caller keeps polling
 	}
 	_, _, all := w.totals(d)
-	if all > int64(len(w.events)) {
-		t.Fatalf("double count: %d clicks counted, %d sent", all, len(w.events))
+	if all > int64(w.clicks) {
+		t.Fatalf("double count: %d clicks counted, %d sent", all, w.clicks)
 	}
 	return all
 }
@@ -271,12 +282,43 @@ func (w *workload) waitAll(t *testing.T, rdb *redis.Client, timeout time.Duratio
 	deadline := time.Now().Add(timeout)
 	var n int64
 	for time.Now().Before(deadline) {
-		if n = w.applied(t, rdb); n == int64(len(w.events)) {
+		if n = w.applied(t, rdb); n == int64(w.clicks) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("lost events: %d of %d counted after %v\nprocessor log tail:\n%s", n, len(w.events), timeout, tail(logPath, 30))
+	t.Fatalf("lost events: %d of %d clicks counted after %v\nprocessor log tail:\n%s", n, w.clicks, timeout, tail(logPath, 30))
+}
+
+// compare waits (up to 20 s) for the trailing score events to land, until
+// the faulty and the clean run hold the same state, then checks it.
+func (w *workload) compare(t *testing.T, faulty, clean *redis.Client) {
+	t.Helper()
+	ctx := context.Background()
+	var got, want map[string]string
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		if got, err = w.digest(ctx, faulty); err != nil {
+			t.Fatal(err)
+		}
+		if want, err = w.digest(ctx, clean); err != nil {
+			t.Fatal(err)
+		}
+		if maps.Equal(got, want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	lives := 0
+	for k := range want {
+		if strings.Contains(k, "/2/") {
+			lives++
+		}
+	}
+	if lives == 0 {
+		t.Fatal("no live-window fields in the clean run: the scores were not applied")
+	}
+	w.check(t, got, want)
 }
 
 // check compares the final state with the workload's totals and with the
