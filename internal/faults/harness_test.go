@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
@@ -42,6 +43,17 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	// Every child process, server and client a test started must be gone.
+	// kafka-go's Transport keeps idle connections after Writer.Close; they
+	// are the producer's (stream package), as stream/spool notes too.
+	if code == 0 {
+		if err := goleak.Find(
+			goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*connPool).discover"),
+			goleak.IgnoreTopFunction("github.com/segmentio/kafka-go.(*conn).run")); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
