@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -90,23 +89,6 @@ func studentKeys(t *testing.T, ctx context.Context, rdb *redis.Client, student s
 	return keys
 }
 
-// createAuditTopic makes classpulse.audit.v1 on the embedded broker (until
-// it is part of stream.AllTopics, which seeds it).
-func createAuditTopic(t *testing.T, addr string) {
-	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(addr), Timeout: 5 * time.Second}
-	res, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: stream.TopicAudit, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err != nil {
-		t.Fatalf("create %s: %v", stream.TopicAudit, err)
-	}
-	if err := res.Errors[stream.TopicAudit]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		t.Fatalf("create %s: %v", stream.TopicAudit, err)
-	}
-	if tr, ok := c.Transport.(*kafka.Transport); ok {
-		tr.CloseIdleConnections()
-	}
-}
-
 func readAudits(t *testing.T, addr string, want int) []stream.Audit {
 	t.Helper()
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: stream.TopicAudit, Partition: 0, MaxWait: 100 * time.Millisecond})
@@ -136,7 +118,6 @@ func TestEraseRemovesOneStudentEverywhereInRedisAndLogsAnAudit(t *testing.T) {
 	rd := testenv.StartRedis(t)
 	rdb := rd.Client(t)
 	broker := testenv.StartBroker(t, 1)
-	createAuditTopic(t, broker.Addr())
 	proj, err := queue.NewProjector(queue.ProjectorConfig{Brokers: []string{broker.Addr()}}, rdb, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
