@@ -24,5 +24,10 @@ func DeterministicID(ts time.Time, parts ...string) string {
 		h.Write([]byte(p))
 	}
 	sum := h.Sum(nil)
+	if ts.Before(time.Unix(0, 0)) || ts.After(ulid.Time(ulid.MaxTime())) {
+		// Only rows already marked bad get here (no or absurd time); their
+		// id is never published but must not panic.
+		ts = time.Unix(0, 0)
+	}
 	return ulid.MustNew(ulid.Timestamp(ts), bytes.NewReader(sum[:10])).String()
 }

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/classpulse/classpulse/ingest"
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/stream"
+)
+
+const importSummary = "import a roster, contacts, grades or campus signals file (CSV or XLSX): classpulse import --kind roster FILE"
+
+func init() { register("import", importSummary, runImport) }
+
+func runImport(ctx context.Context, args []string) error { return importCmd(ctx, args, os.Stdout) }
+
+// importCmd is runImport writing its JSON report to out.
+func importCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlagSet("import", importSummary)
+	var in infra
+	in.register(fs, true, true)
+	kind := fs.String("kind", "", "what the file holds: roster, contacts, grades or signals (required)")
+	dryRun := fs.Bool("dry-run", false, "check every row and report errors (row, column, reason); write nothing")
+	partial := fs.Bool("allow-partial", false, "write the good rows even when some rows are bad (default: a bad row stops the whole file)")
+	passMark := fs.Float64("pass-mark", 60, "grades without a passed column pass at or above this score")
+	tz := fs.String("tz", "UTC", "time zone of times written without one, e.g. Asia/Shanghai")
+	source := fs.String("source", "import", "name of the system signal rows come from, stored on each signal")
+	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return errors.New("want exactly one file argument (.csv or .xlsx)")
+	}
+	loc, err := time.LoadLocation(*tz)
+	if err != nil {
+		return fmt.Errorf("--tz: %w", err)
+	}
+	logger, err := in.logger()
+	if err != nil {
+		return err
+	}
+	cfg := ingest.ImportConfig{Kind: *kind, DryRun: *dryRun, AllowPartial: *partial, PassMark: *passMark, Location: loc, Source: *source}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	table, err := ingest.ReadTable(fs.Arg(0), f)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+
+	var rdb redis.UniversalClient
+	var pub ingest.Publisher
+	if !*dryRun {
+		if *kind != ingest.KindGrades {
+			rdb = in.redisClient()
+			defer rdb.Close()
+		}
+		if *kind == ingest.KindGrades || *kind == ingest.KindSignals {
+			p, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+			if err != nil {
+				return err
+			}
+			defer p.Close()
+			pub = p
+		}
+	}
+	im, err := ingest.NewImporter(cfg, rdb, pub, logger)
+	if err != nil {
+		return err
+	}
+	rep, err := im.Import(ctx, table)
+	if rep != nil {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(rep)
+	}
+	if err != nil {
+		return err
+	}
+	if *dryRun && len(rep.Errors) > 0 {
+		return fmt.Errorf("dry run: %d of %d rows are bad", len(rowsOf(rep.Errors)), rep.Rows)
+	}
+	return nil
+}
+
+func rowsOf(errs []ingest.RowError) map[int]bool {
+	m := map[int]bool{}
+	for _, e := range errs {
+		m[e.Row] = true
+	}
+	return m
+}
