@@ -9,6 +9,7 @@ import (
 	"github.com/classpulse/classpulse/dashboard"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
 )
 
 const dashboardSummary = "serve the dashboard: pages, /api/v1, WebSocket live feed, /metrics"
@@ -27,6 +28,9 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.SchoolName, "school", "classpulse", "school name printed on notices")
 	fs.BoolVar(&cfg.SecureCookie, "secure-cookie", false, "mark the session cookie Secure (behind HTTPS)")
 	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
+	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page (default: the embedded default policy)")
+	var scfg state.Config
+	fs.DurationVar(&scfg.Horizon, "horizon", 0, "the processor's --horizon, so the student page finds its per-second live buckets (default 10m)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -47,7 +51,15 @@ func runDashboard(ctx context.Context, args []string) error {
 		return err
 	}
 	defer prod.Close()
-	srv, err := dashboard.New(cfg, rdb, prod, logger, reg)
+	policy, err := loadPolicy(*policyPath)
+	if err != nil {
+		return err
+	}
+	students, err := dashboard.NewStateReader(rdb, scfg, policy, nil)
+	if err != nil {
+		return err
+	}
+	srv, err := dashboard.New(cfg, rdb, prod, logger, reg, dashboard.WithStudentReader(students))
 	if err != nil {
 		return err
 	}

@@ -89,7 +89,11 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	dcfg.Brokers = brokers
-	dash, err := dashboard.New(dcfg, rdb, prod, logger, reg)
+	students, err := dashboard.NewStateReader(rdb, state.Config{}, policy, nil)
+	if err != nil {
+		return err
+	}
+	dash, err := dashboard.New(dcfg, rdb, prod, logger, reg, dashboard.WithStudentReader(students))
 	if err != nil {
 		return err
 	}
