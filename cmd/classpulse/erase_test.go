@@ -15,6 +15,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
+	"github.com/classpulse/classpulse/deploy/scale"
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
@@ -23,9 +24,9 @@ import (
 
 // seedStudent gives student real state through the same code the
 // processor and the queue projector run: live buckets, study time, clicks,
-// a grade, consent, a tile in two class grids, a warning with a help-loop
+// a grade, consent, a tile in the grid of each of sessions, a warning with a help-loop
 // step in the queue read model, a roster entry and live stream entries.
-func seedStudent(t *testing.T, ctx context.Context, rdb *redis.Client, proj *queue.Projector, student string, offset int64) {
+func seedStudent(t *testing.T, ctx context.Context, rdb redis.UniversalClient, proj *queue.Projector, student string, offset int64, sessions []string) {
 	t.Helper()
 	store, err := state.New(rdb, state.Config{})
 	if err != nil {
@@ -50,7 +51,7 @@ func seedStudent(t *testing.T, ctx context.Context, rdb *redis.Client, proj *que
 	if err := store.SaveOpen(ctx, student, []byte(`{"open":[]}`)); err != nil {
 		t.Fatal(err)
 	}
-	for _, session := range []string{"S1", "S2"} {
+	for _, session := range sessions {
 		tile := &stream.Tile{Header: stream.NewHeader(student, now), Session: session, Course: "law", Captured: true, Attention: 0.7}
 		b, _ := stream.Encode(tile)
 		if err := rdb.HSet(ctx, state.TilesKey(session), student, b).Err(); err != nil {
@@ -122,8 +123,8 @@ func TestEraseRemovesOneStudentEverywhereInRedisAndLogsAnAudit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	seedStudent(t, ctx, rdb, proj, "stu-A", 0)
-	seedStudent(t, ctx, rdb, proj, "stu-B", 100)
+	seedStudent(t, ctx, rdb, proj, "stu-A", 0, []string{"S1", "S2"})
+	seedStudent(t, ctx, rdb, proj, "stu-B", 100, []string{"S1", "S2"})
 	keysA := studentKeys(t, ctx, rdb, "stu-A")
 	keysB := studentKeys(t, ctx, rdb, "stu-B")
 	if len(keysA) < 5 {
@@ -250,5 +251,69 @@ func TestEraseRefusesBadRequestsBeforeTouchingRedis(t *testing.T) {
 				t.Errorf("printed a report for a refused request: %s", out.String())
 			}
 		})
+	}
+}
+
+func TestEraseOnRedisClusterReachesEveryMaster(t *testing.T) {
+	ctx := context.Background()
+	cluster, err := scale.StartCluster(ctx, t.TempDir(), 3)
+	if err != nil {
+		t.Fatalf("redis cluster: %v", err)
+	}
+	t.Cleanup(cluster.Close)
+	rdb := cluster.Client()
+	t.Cleanup(func() { rdb.Close() })
+	broker := testenv.StartBroker(t, 1)
+	proj, err := queue.NewProjector(queue.ProjectorConfig{Brokers: []string{broker.Addr()}}, rdb, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twelve sessions: their {c:<session>} hash tags spread over the masters.
+	sessions := []string{"S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12"}
+	seedStudent(t, ctx, rdb, proj, "stu-A", 0, sessions)
+	seedStudent(t, ctx, rdb, proj, "stu-B", 100, sessions)
+
+	// The tiles must really sit on more than one master, or the test would
+	// not show that erase reaches them all.
+	holders := 0
+	for _, addr := range cluster.Addrs {
+		keys, err := cluster.Node(addr).Keys(ctx, "{c:*}:tiles").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(keys) > 0 {
+			holders++
+		}
+	}
+	if holders < 2 {
+		t.Fatalf("tiles landed on %d master(s); pick sessions that spread", holders)
+	}
+
+	var out bytes.Buffer
+	args := []string{"--student", "stu-A", "--redis", strings.Join(cluster.Addrs, ","), "--brokers", broker.Addr(), "--log-level", "warn"}
+	if err := eraseCmd(ctx, args, &out); err != nil {
+		t.Fatalf("erase: %v\n%s", err, out.String())
+	}
+	for _, addr := range cluster.Addrs {
+		node := cluster.Node(addr)
+		if k, _ := node.Keys(ctx, state.StudentTag("stu-A")+":*").Result(); len(k) != 0 {
+			t.Errorf("master %s still holds %v", addr, k)
+		}
+		tiles, _ := node.Keys(ctx, "{c:*}:tiles").Result()
+		for _, k := range tiles {
+			if ok, _ := node.HExists(ctx, k, "stu-A").Result(); ok {
+				t.Errorf("master %s: %s still has stu-A's tile", addr, k)
+			}
+			if ok, _ := node.HExists(ctx, k, "stu-B").Result(); !ok {
+				t.Errorf("master %s: %s lost stu-B's tile", addr, k)
+			}
+		}
+	}
+	if n, _ := rdb.Exists(ctx, state.StudentKeys("stu-B")...).Result(); n == 0 {
+		t.Error("stu-B's state is gone")
+	}
+	a := readAudits(t, broker.Addr(), 1)[0]
+	if a.Counts["tiles"] != int64(len(sessions)) || a.Counts["queue_records"] != 1 || a.Counts["redis_keys"] == 0 {
+		t.Errorf("audit counts %v, want %d tiles, 1 queue record, some keys", a.Counts, len(sessions))
 	}
 }
