@@ -198,6 +198,8 @@ func NewForTopic(topic string) (Event, error) {
 		return &Tile{}, nil
 	case TopicDLQ:
 		return &DeadLetter{}, nil
+	case TopicAudit:
+		return &Audit{}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
 }
