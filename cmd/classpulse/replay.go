@@ -8,6 +8,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/stream/replay"
 )
@@ -27,6 +29,7 @@ func runReplay(ctx context.Context, args []string) error {
 	policyPath := fs.String("policy", "", "policy file to backtest (default: the embedded default policy)")
 	inPath := fs.String("in", "", "events file, one v1 event per line (\"-\" reads stdin); required")
 	outPath := fs.String("out", "-", "where the warning events go, one JSON object per line (\"-\" writes stdout)")
+	scratch := fs.String("redis", "", "an EMPTY scratch Redis host:port to keep the replay's state in, faster than the embedded server for large files (default: embedded)")
 	var cfg replay.Config
 	fs.DurationVar(&cfg.Tick, "tick", time.Second, "event time handed to the processor as one batch (shorter is closer to a live run)")
 	if err := config.Parse(fs, args); err != nil {
@@ -63,9 +66,15 @@ func runReplay(ctx context.Context, args []string) error {
 		defer outFile.Close()
 		dst = outFile
 	}
-	r, err := replay.New(cfg, policy, logger, replay.WithInvalid(func(line int, err error) {
+	opts := []replay.Option{}
+	if *scratch != "" {
+		rdb := redis.NewClient(&redis.Options{Addr: *scratch})
+		defer rdb.Close()
+		opts = append(opts, replay.WithRedis(rdb))
+	}
+	r, err := replay.New(cfg, policy, logger, append(opts, replay.WithInvalid(func(line int, err error) {
 		fmt.Fprintf(os.Stderr, "%s:%d: skipped: %v\n", name, line, err)
-	}))
+	}))...)
 	if err != nil {
 		return err
 	}

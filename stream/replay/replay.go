@@ -103,8 +103,9 @@ func (r *Report) String() string {
 type Option func(*Replayer)
 
 // WithRedis makes the replay keep its state in rdb instead of a fresh
-// embedded server. The database must hold no state of the replayed
-// students: the replay writes to it as the processor would.
+// embedded server: a real redis-server replays large files several times
+// faster. The database must be empty (Run refuses otherwise), since the
+// replay writes to it as the processor would.
 func WithRedis(rdb redis.UniversalClient) Option { return func(r *Replayer) { r.rdb = rdb } }
 
 // WithInvalid receives every skipped line with its 1-based number; by
@@ -170,6 +171,17 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader, out io.Writer) (*Repor
 	}
 
 	rdb := r.rdb
+	if rdb != nil {
+		// A replay writes state, open warnings and the live feed as the
+		// processor does: never into a Redis that holds anything.
+		n, err := rdb.DBSize(ctx).Result()
+		if err != nil {
+			return rep, fmt.Errorf("replay: scratch Redis: %w", err)
+		}
+		if n > 0 {
+			return rep, fmt.Errorf("replay: the scratch Redis holds %d keys; replay only into an empty database", n)
+		}
+	}
 	if rdb == nil {
 		mem, err := state.StartEmbeddedRedis("127.0.0.1:0", nil)
 		if err != nil {

@@ -258,3 +258,22 @@ func TestConfigValidateRejectsImpossibleSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestReplayRefusesAScratchRedisThatHoldsData(t *testing.T) {
+	rdb := testenv.StartRedis(t).Client(t)
+	if err := rdb.Set(context.Background(), "someone-elses", "data", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{}, rules.NewHolder(rules.DefaultPolicy()), nil, WithRedis(rdb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	_, err = r.Run(context.Background(), strings.NewReader(strings.Join(generatedClass(t)[:5], "\n")), &out)
+	if err == nil || !strings.Contains(err.Error(), "holds 1 keys") {
+		t.Fatalf("err = %v, want a refusal of the non-empty database", err)
+	}
+	if v, _ := rdb.Get(context.Background(), "someone-elses").Result(); v != "data" || out.Len() != 0 {
+		t.Fatalf("the replay touched the database or wrote output")
+	}
+}
