@@ -6,13 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/ingest"
 	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/internal/ops"
 	"github.com/classpulse/classpulse/stream"
 )
 
@@ -102,4 +106,62 @@ func rowsOf(errs []ingest.RowError) map[int]bool {
 		m[e.Row] = true
 	}
 	return m
+}
+
+const xapiSummary = "serve POST /api/v1/xapi/statements on its own: LMS statements in, clicks on Kafka (classpulse xapi --xapi-sources moodle=SECRET)"
+
+func init() { register("xapi", xapiSummary, runXAPI) }
+
+// runXAPI serves the xAPI endpoint standalone, for schools that expose it
+// apart from the dashboard (or scale it separately); the dashboard can also
+// mount ingest.XAPIHandler at ingest.XAPIPath.
+func runXAPI(ctx context.Context, args []string) error {
+	fs := newFlagSet("xapi", xapiSummary)
+	var in infra
+	in.register(fs, true, false)
+	listen := fs.String("listen", "127.0.0.1:8082", "address of the xAPI endpoint and of /metrics, /healthz, /readyz")
+	var sources config.List
+	fs.Var(&sources, "xapi-sources", "source systems and their secrets: name=secret,… (required; secrets of 16+ characters)")
+	mapping := fs.String("xapi-mapping", "", "JSON mapping table (verbs and activity types → click kinds); default the built-in table of docs/ingest.md")
+	printToken := fs.String("print-token", "", "print the bearer token of this source (for the LMS's LRS settings) and exit")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	srcs, err := ingest.ParseSources(sources)
+	if err != nil {
+		return err
+	}
+	if *printToken != "" {
+		secret, ok := srcs[*printToken]
+		if !ok {
+			return fmt.Errorf("--print-token %s: no such source in --xapi-sources", *printToken)
+		}
+		fmt.Println(ingest.SourceToken(*printToken, secret))
+		return nil
+	}
+	logger, err := in.logger()
+	if err != nil {
+		return err
+	}
+	cfg := ingest.XAPIConfig{Sources: srcs}
+	if *mapping != "" {
+		if cfg.Mapping, err = ingest.LoadMapping(*mapping); err != nil {
+			return err
+		}
+	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	h, err := ingest.NewXAPIHandler(cfg, prod, logger, reg)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(ingest.XAPIPath, h)
+	mux.Handle("/", ops.Handler(reg, func(context.Context) error { return nil }))
+	return ops.Serve(ctx, *listen, mux, logger)
 }
