@@ -82,6 +82,10 @@ func (s *Scorer) Close() {
 // Detect locates faces in a BGR frame.
 func (s *Scorer) Detect(frame gocv.Mat) ([]Face, error) { return s.det.detect(frame) }
 
+// FullDetections counts the full (Haar) detections run so far; with
+// DetectConfig.Track the other frames only followed the faces.
+func (s *Scorer) FullDetections() int { return s.det.full }
+
 // ScoreFrame detects and scores up to maxFaces faces (0: all), largest first.
 func (s *Scorer) ScoreFrame(frame gocv.Mat, maxFaces int) ([]FaceScore, error) {
 	faces, err := s.det.detect(frame)

@@ -38,6 +38,11 @@ type WorkerConfig struct {
 	EmotionOff bool
 	// Loop rewinds a video file at its end instead of stopping.
 	Loop bool
+	// Track is how many frames the faces of a full detection are only
+	// followed (DetectConfig.Track). Default 5: at 15 fps a full detection
+	// runs at least three times a second. Negative: a full detection on
+	// every frame.
+	Track int
 }
 
 func (c *WorkerConfig) applyDefaults() {
@@ -52,6 +57,9 @@ func (c *WorkerConfig) applyDefaults() {
 	}
 	if c.Window <= 0 {
 		c.Window = time.Second
+	}
+	if c.Track == 0 {
+		c.Track = 5
 	}
 }
 
@@ -129,7 +137,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer vc.Close()
-	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff})
+	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff, Detect: DetectConfig{Track: max(w.cfg.Track, 0)}})
 	defer scorer.Close()
 	fq := newFrameQueue(w.cfg.Queue, w.dropped.Inc)
 	ctx, cancel := context.WithCancel(ctx)

@@ -1,0 +1,77 @@
+package vision
+
+import (
+	"image"
+	"testing"
+
+	"gocv.io/x/gocv"
+)
+
+// panFrames returns 640×480 views of a demo photo drifting dx, dy pixels
+// per frame, as a hand-held camera would see it.
+func panFrames(t *testing.T, name string, n, dx, dy int) []gocv.Mat {
+	t.Helper()
+	img := readDemo(t, name)
+	big := gocv.NewMat()
+	defer big.Close()
+	gocv.Resize(img, &big, image.Pt(720, 540), 0, 0, gocv.InterpolationArea)
+	var out []gocv.Mat
+	for i := 0; i < n; i++ {
+		x, y := 40+i*dx, 30+i*dy
+		r := big.Region(image.Rect(x, y, x+640, y+480))
+		out = append(out, r.Clone())
+		r.Close()
+	}
+	t.Cleanup(func() {
+		for _, m := range out {
+			m.Close()
+		}
+	})
+	return out
+}
+
+// TestTrackingFollowsTheFaceBetweenDetections: with Track, only every
+// (Track+1)th frame runs Haar; the followed box stays on the face a full
+// detection finds in the same frame, and a face-free frame ends the track
+// at once.
+func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
+	m := loadTestModels(t)
+	tr := NewScorer(m, ScoreConfig{Detect: DetectConfig{Track: 5}})
+	defer tr.Close()
+	ref := NewScorer(m, ScoreConfig{})
+	defer ref.Close()
+	frames := panFrames(t, "sample2.jpg", 12, 3, -2)
+	for i, f := range frames {
+		got, err := tr.Detect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := ref.Detect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || len(want) != 1 {
+			t.Fatalf("frame %d: tracked %d faces, full detection %d; want 1 and 1", i, len(got), len(want))
+		}
+		g, w := got[0].Box, want[0].Box
+		tol := w.Dx() / 5
+		if abs(g.Min.X-w.Min.X) > tol || abs(g.Min.Y-w.Min.Y) > tol || abs(g.Dx()-w.Dx()) > tol {
+			t.Errorf("frame %d: tracked box %v, full detection %v (tolerance %d px)", i, g, w, tol)
+		}
+	}
+	if n := tr.FullDetections(); n != 2 {
+		t.Errorf("%d full detections over 12 frames with Track 5, want 2", n)
+	}
+	blank := gocv.NewMatWithSizeFromScalar(gocv.NewScalar(128, 128, 128, 0), 480, 640, gocv.MatTypeCV8UC3)
+	defer blank.Close()
+	got, err := tr.Detect(blank)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("face-free frame after a track: %d faces, want 0", len(got))
+	}
+	if n := tr.FullDetections(); n != 3 {
+		t.Errorf("losing the face should force a full detection: %d, want 3", n)
+	}
+}
