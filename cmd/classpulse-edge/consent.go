@@ -72,7 +72,8 @@ func consentRevoke(ctx context.Context, args []string) error {
 
 // recordAndPublish saves the answer first (a running capture stops within
 // a second of a revocation), then spools the consent events and tries to
-// deliver them for a few seconds; undelivered ones go out with the next run.
+// deliver them for a few seconds; undelivered ones stay in
+// <state-dir>/consent-spool and go out with the next consent command.
 func recordAndPublish(ctx context.Context, c *common, rec consent.Record) error {
 	evs, err := rec.Events(rec.At)
 	if err != nil {
@@ -85,7 +86,7 @@ func recordAndPublish(ctx context.Context, c *common, rec consent.Record) error 
 	if err != nil {
 		return err
 	}
-	sp, deliver, closeOut, err := c.outbox(logger, nil)
+	sp, deliver, closeOut, err := c.outbox("consent-spool", logger, nil)
 	if err != nil {
 		return err
 	}

@@ -49,10 +49,12 @@ func defaultStateDir() string {
 
 func (c *common) consentPath() string { return filepath.Join(c.stateDir, "consent.json") }
 
-// outbox opens the spool and a producer and returns a function that runs
-// delivery until ctx ends.
-func (c *common) outbox(logger *slog.Logger, reg prometheus.Registerer) (*spool.Spool, func(context.Context) error, func(), error) {
-	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, "spool")}, logger, reg)
+// outbox opens the spool in <state-dir>/<name> and a producer and returns a
+// function that runs delivery until ctx ends. `run` and the consent
+// commands use different spools: a spool has one writer, and `consent
+// revoke` is meant to be run while `run` is capturing.
+func (c *common) outbox(name string, logger *slog.Logger, reg prometheus.Registerer) (*spool.Spool, func(context.Context) error, func(), error) {
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, name)}, logger, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -95,7 +97,7 @@ func runCapture(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	sp, deliver, closeOut, err := c.outbox(logger, reg)
+	sp, deliver, closeOut, err := c.outbox("spool", logger, reg)
 	if err != nil {
 		return err
 	}

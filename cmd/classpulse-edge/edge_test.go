@@ -1,0 +1,327 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"gocv.io/x/gocv"
+
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/vision"
+	"github.com/classpulse/classpulse/vision/models"
+)
+
+// The model set and photos come from `make models` (build/npm, models/).
+const (
+	modelDir = "../../models"
+	demoDir  = "../../build/npm/node_modules/@vladmandic/face-api/demo"
+)
+
+// writeClip writes a 640×480 MJPEG clip of seconds×fps frames: demo photos
+// held one second each, drifting a pixel a frame. It stands in for the
+// camera.
+func writeClip(t *testing.T, seconds, fps int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "camera.avi")
+	vw, err := gocv.VideoWriterFile(path, "MJPG", float64(fps), 640, 480, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vw.Close()
+	big := gocv.NewMat()
+	defer big.Close()
+	for s := 0; s < seconds; s++ {
+		img, err := vision.ReadImage(filepath.Join(demoDir, []string{"sample1.jpg", "sample2.jpg", "sample4.jpg"}[s%3]))
+		if err != nil {
+			t.Fatalf("%v (run `make models` first)", err)
+		}
+		gocv.Resize(img, &big, image.Pt(680, 510), 0, 0, gocv.InterpolationArea)
+		img.Close()
+		for i := 0; i < fps; i++ {
+			r := big.Region(image.Rect(i, i, 640+i, 480+i))
+			f := r.Clone()
+			if err := vw.Write(f); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			r.Close()
+		}
+	}
+	return path
+}
+
+// readAll returns every message of every topic the broker holds, including
+// topics created on the fly: nothing may leave the machine unseen.
+func readAll(t *testing.T, addr string) map[string][]kafka.Message {
+	t.Helper()
+	conn, err := kafka.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions()
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]kafka.Message{}
+	for _, p := range parts {
+		lc, err := kafka.DialLeader(context.Background(), "tcp", addr, p.Topic, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last, err := lc.ReadLastOffset()
+		lc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: p.Topic, Partition: p.ID, MaxWait: 50 * time.Millisecond})
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			m, err := r.ReadMessage(ctx)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s/%d: %v", p.Topic, p.ID, err)
+			}
+			out[p.Topic] = append(out[p.Topic], m)
+			if m.Offset+1 >= last {
+				break
+			}
+		}
+		r.Close()
+	}
+	return out
+}
+
+// decodeStrict decodes an event's JSON into its type, refusing any field
+// the type does not declare.
+func decodeStrict(t *testing.T, b []byte, v any) {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+}
+
+// noBulk fails on any string longer than 64 characters or any array in an
+// event: a frame, crop, landmark set or feature vector would need one.
+// Score and Consent declare no array fields.
+func noBulk(t *testing.T, path string, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case string:
+		if len(x) > 64 {
+			t.Errorf("%s: %d-character string leaves the machine", path, len(x))
+		}
+	case []any:
+		t.Errorf("%s: an array of %d leaves the machine", path, len(x))
+	case map[string]any:
+		for k, e := range x {
+			noBulk(t, path+"."+k, e)
+		}
+	}
+}
+
+// noImagesOrDumps fails on any file under dir that is not the consent
+// record or a spool file, or whose bytes look like an image.
+func noImagesOrDumps(t *testing.T, dir string) {
+	t.Helper()
+	magic := [][]byte{{0xff, 0xd8, 0xff}, []byte("\x89PNG"), []byte("BM"), []byte("RIFF"), []byte("GIF8"), []byte("\x93NUMPY")}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if rel != "consent.json" && !strings.HasPrefix(rel, "spool"+string(filepath.Separator)) &&
+			!strings.HasPrefix(rel, "consent-spool"+string(filepath.Separator)) {
+			t.Errorf("unexpected file %s after a run", rel)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, m := range magic {
+			if bytes.HasPrefix(b, m) {
+				t.Errorf("%s starts like an image/array dump (%q)", rel, m)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func listDir(t *testing.T, dir string) string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return strings.Join(names, ",")
+}
+
+func modelVersion(t *testing.T) string {
+	t.Helper()
+	man, _, err := models.ReadManifest(modelDir)
+	if err != nil {
+		t.Fatalf("%v (run `make models` first)", err)
+	}
+	return man.Version
+}
+
+func edgeArgs(broker, state, student string, more ...string) []string {
+	return append([]string{"--brokers", broker, "--state-dir", state, "--student", student, "--log-level", "warn"}, more...)
+}
+
+// TestRunPublishesOneScorePerSecondAndNothingElse runs `consent` and `run`
+// against the embedded broker with a 3 s, 15 fps clip as the camera: one
+// Score per second of video on classpulse.scores.v1 with the model-set
+// version, the consent events, and nothing else, on any topic or on disk.
+func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	state := t.TempDir()
+	clip := writeClip(t, 3, 15)
+	cwd, _ := os.Getwd()
+	before := listDir(t, cwd)
+	ctx := context.Background()
+	if err := consentAsk(ctx, edgeArgs(b.Addr(), state, "s1", "--answer", "camera+emotion")); err != nil {
+		t.Fatal(err)
+	}
+	if err := runCapture(ctx, edgeArgs(b.Addr(), state, "s1", "--session", "live1", "--course", "C1",
+		"--source", clip, "--fps", "15", "--model-dir", modelDir)); err != nil {
+		t.Fatal(err)
+	}
+	msgs := readAll(t, b.Addr())
+	for topic := range msgs {
+		if topic != stream.TopicScores && topic != stream.TopicConsent {
+			t.Errorf("%d messages on %s; only scores and consent may leave the machine", len(msgs[topic]), topic)
+		}
+	}
+	scores := msgs[stream.TopicScores]
+	// The windows are wall-clock seconds while the file is read at its
+	// frame rate: three full ones, and at most one short tail.
+	if len(scores) < 3 || len(scores) > 4 {
+		t.Fatalf("%d Score events for 3 s of video, want 3 (+1 tail)", len(scores))
+	}
+	want := modelVersion(t)
+	frames, withFace := 0, 0
+	for i, m := range scores {
+		var sc stream.Score
+		decodeStrict(t, m.Value, &sc)
+		if err := sc.Validate(); err != nil {
+			t.Errorf("score %d: %v", i, err)
+		}
+		if sc.Model != want || sc.Student != "s1" || sc.Session != "live1" || string(m.Key) != "s1" {
+			t.Errorf("score %d: model %q student %q session %q key %q; want %q s1 live1 s1", i, sc.Model, sc.Student, sc.Session, m.Key, want)
+		}
+		if i < 3 && sc.Frames < 8 {
+			t.Errorf("score %d covers %d frames of a 15 fps second", i, sc.Frames)
+		}
+		frames += sc.Frames
+		if sc.FaceRatio > 0.5 {
+			withFace++
+			if sc.Emotions == nil || sc.Learning == nil || sc.Head == nil {
+				t.Errorf("score %d with a face and emotion consent lacks emotions/learning/head: %s", i, m.Value)
+			}
+		}
+		var raw map[string]any
+		_ = json.Unmarshal(m.Value, &raw)
+		noBulk(t, "score", raw)
+	}
+	if frames > 45 || frames < 30 || withFace < 3 {
+		t.Errorf("%d frames scored (of 45), %d windows with a face (want ≥ 3)", frames, withFace)
+	}
+	cons := msgs[stream.TopicConsent]
+	if len(cons) != 2 {
+		t.Errorf("%d consent events, want camera and emotion", len(cons))
+	}
+	for _, m := range cons {
+		var c stream.Consent
+		decodeStrict(t, m.Value, &c)
+		var raw map[string]any
+		_ = json.Unmarshal(m.Value, &raw)
+		noBulk(t, "consent", raw)
+	}
+	noImagesOrDumps(t, state)
+	if after := listDir(t, cwd); after != before {
+		t.Errorf("working directory changed by a run: %s → %s", before, after)
+	}
+}
+
+// TestRevokeStopsARunningCapture revokes while `run` loops a clip: capture
+// stops within a window, the revocation is published, and no Score is
+// stamped after it.
+func TestRevokeStopsARunningCapture(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	state := t.TempDir()
+	clip := writeClip(t, 1, 15)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := consentAsk(ctx, edgeArgs(b.Addr(), state, "s2", "--answer", "camera")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- runCapture(ctx, edgeArgs(b.Addr(), state, "s2", "--session", "live2", "--course", "C2",
+			"--source", clip, "--loop", "--model-dir", modelDir))
+	}()
+	testenv.WaitFor(t, 10*time.Second, "a first Score from the running capture", func() bool {
+		return len(readAll(t, b.Addr())[stream.TopicScores]) > 0
+	})
+	revokedAt := time.Now()
+	if err := consentRevoke(context.Background(), edgeArgs(b.Addr(), state, "s2")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(6 * time.Second):
+		t.Fatal("run still going 6 s after the revocation")
+	}
+	msgs := readAll(t, b.Addr())
+	last := time.Time{}
+	for _, m := range msgs[stream.TopicScores] {
+		var sc stream.Score
+		decodeStrict(t, m.Value, &sc)
+		if ts := sc.TS.Time; ts.After(last) {
+			last = ts
+		}
+	}
+	// The record is re-read every window: a Score stamped more than one
+	// window after the revocation means capture went on.
+	if stop := last.Sub(revokedAt); stop > 1100*time.Millisecond {
+		t.Errorf("last Score %v after the revocation, want within one 1 s window", stop)
+	}
+	revoked := false
+	for _, m := range msgs[stream.TopicConsent] {
+		var c stream.Consent
+		decodeStrict(t, m.Value, &c)
+		if c.Scope == "camera" && !c.Granted {
+			revoked = true
+		}
+	}
+	if !revoked {
+		t.Error("the camera revocation was not published")
+	}
+	noImagesOrDumps(t, state)
+}
