@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
 	"github.com/classpulse/classpulse/internal/testenv"
@@ -156,11 +157,7 @@ func readTopic(t *testing.T, addr, topic string, partitions int) []kafka.Message
 func TestImportGradesPublishesWithStableIDs(t *testing.T) {
 	ctx := context.Background()
 	b := testenv.StartBroker(t, 1)
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	grades := "student,course,term,score,passed,elective,core\n" +
 		"s1,MATH101,2025S,55,,no,yes\n" +
 		"s1,PE1,2025S,90,,yes,no\n" +
@@ -204,8 +201,7 @@ func TestImportSignalsGoToKafkaAndTheRedisView(t *testing.T) {
 	b := testenv.StartBroker(t, 1)
 	createTopic(t, b.Addr(), TopicSignals)
 	rdb := redisClient(t)
-	p, _ := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	sh, _ := time.LoadLocation("Asia/Shanghai")
 	data := "student,kind,ts,value,detail\n" +
 		"s1,card,2025-03-03 12:05,18.5,canteen\n" +
@@ -259,7 +255,7 @@ func createTopic(t *testing.T, addr, topic string) {
 
 // xlsxFile writes a workbook the way Excel lays one out: shared strings,
 // a relationship to the sheet, numbers as <v>, an inline string, a gap.
-func xlsxFile(t *testing.T) []byte {
+func xlsxFile(t testing.TB) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	z := zip.NewWriter(&buf)
@@ -360,4 +356,44 @@ func rowsWithErrors(errs []RowError) map[int]bool {
 		m[e.Row] = true
 	}
 	return m
+}
+
+// newProducer builds a producer on its own transport, closed with it, so
+// goleak sees no pooled connections left behind.
+func newProducer(t *testing.T, addr string, cfg ...stream.ProducerConfig) *stream.Producer {
+	t.Helper()
+	c := stream.ProducerConfig{}
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	tr := &kafka.Transport{}
+	c.Brokers, c.Transport = []string{addr}, tr
+	p, err := stream.NewProducer(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close(); tr.CloseIdleConnections() })
+	return p
+}
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// FuzzParseXLSX minimises new inputs slowly (a zip is re-checked for every
+// byte dropped); run it with -fuzzminimizetime=0s for many execs per second.
+func FuzzParseXLSX(f *testing.F) {
+	f.Add(xlsxFile(f))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		recs, err := ParseXLSX(data)
+		if err != nil {
+			if !errors.Is(err, ErrBadFile) {
+				t.Fatalf("error %v does not wrap ErrBadFile", err)
+			}
+			return
+		}
+		for _, r := range recs {
+			if len(r) > 16384 {
+				t.Fatalf("row of %d cells", len(r))
+			}
+		}
+	})
 }

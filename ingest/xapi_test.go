@@ -150,11 +150,7 @@ func TestMappingValidateRejectsUnknownKind(t *testing.T) {
 func newXAPI(t *testing.T) (*XAPIHandler, *stream.EmbeddedBroker, *prometheus.Registry) {
 	t.Helper()
 	b := testenv.StartBroker(t, 2)
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
+	p := newProducer(t, b.Addr())
 	reg := prometheus.NewRegistry()
 	h, err := NewXAPIHandler(XAPIConfig{Sources: map[string]string{"moodle": moodleSecret}}, p, nil, reg)
 	if err != nil {
@@ -318,11 +314,7 @@ func TestXAPIHandlerRefusesBadRequests(t *testing.T) {
 
 func TestXAPIHandlerAnswers503WhenTheBrokerIsDown(t *testing.T) {
 	b := testenv.StartBroker(t, 1)
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}, WriteTimeout: 300 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr(), stream.ProducerConfig{WriteTimeout: 300 * time.Millisecond})
 	h, err := NewXAPIHandler(XAPIConfig{Sources: map[string]string{"moodle": moodleSecret}, PublishTimeout: time.Second}, p, nil, nil)
 	if err != nil {
 		t.Fatal(err)

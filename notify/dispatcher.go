@@ -202,9 +202,26 @@ func (d *Dispatcher) HandleBatch(ctx context.Context, batch []stream.Message) er
 			continue
 		}
 		w := e.(*stream.Warning)
-		g.Go(func() error { return d.Notify(ctx, w) })
+		g.Go(func() error { return d.notifyRetrying(ctx, w) })
 	}
 	return g.Wait()
+}
+
+// notifyRetrying retries Notify while Redis is unreachable, as a batch
+// handler must; addresses already served are not sent to twice (sentKey).
+func (d *Dispatcher) notifyRetrying(ctx context.Context, w *stream.Warning) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := d.Notify(ctx, w)
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		d.logger.Warn("notifying failed; retrying", "ref", w.Ref, "err", err, "in", backoff)
+		if !d.sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
 }
 
 func (r *Route) matches(w *stream.Warning) bool {

@@ -25,6 +25,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/goleak"
 
 	"github.com/classpulse/classpulse/ingest"
 	"github.com/classpulse/classpulse/internal/testenv"
@@ -477,7 +479,9 @@ func TestRunConsumesWarningsInItsOwnGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
+	tr := &kafka.Transport{}
+	defer tr.CloseIdleConnections()
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}, Transport: tr}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -500,4 +504,22 @@ func TestRunConsumesWarningsInItsOwnGroup(t *testing.T) {
 	if err := d.Run(context.Background()); err == nil {
 		t.Fatal("second Run did not fail")
 	}
+}
+
+func TestMetricsLint(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	rdb := redisClient(t)
+	_, err := New(Config{Brokers: []string{"b:9092"}, WebhookSecret: hookSecret,
+		Routes: []Route{{To: []string{"https://x"}, Channel: ChannelWebhook}}}, rdb, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if probs, err := testutil.GatherAndLint(reg); err != nil || len(probs) > 0 {
+		t.Fatalf("lint: %v %v", err, probs)
+	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }
