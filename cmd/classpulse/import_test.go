@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/classpulse/classpulse/ingest"
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+func TestImportCommand(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := redis.NewClient(&redis.Options{Addr: r.Addr})
+	defer rdb.Close()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("roster.csv", "student,class,unit,minor,guardian\ns1,C1,U1,1,g1\ns2,C2,U1,0,\n")
+	bad := write("bad.csv", "student,class,minor\ns1,C1,1\ns2,C 2,perhaps\n")
+	for _, c := range []struct {
+		name    string
+		args    []string
+		wantErr string
+		wantOut string
+		keys    int64
+	}{
+		{"dry run of a bad file reports rows and writes nothing", []string{"--kind", "roster", "--dry-run", bad}, "1 of 2 rows are bad", `"column": "minor"`, 0},
+		{"real run of a bad file refuses", []string{"--kind", "roster", bad}, "nothing was written", `"row": 3`, 0},
+		{"dry run of a good file writes nothing", []string{"--kind", "roster", "--dry-run", good}, "", `"valid": 2`, 0},
+		{"unknown kind", []string{"--kind", "timetable", good}, "kind", "", 0},
+		{"no file", []string{"--kind", "roster"}, "one file", "", 0},
+		{"good file is imported", []string{"--kind", "roster", good}, "", `"written": true`, 4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := importCmd(context.Background(), append([]string{"--redis", r.Addr}, c.args...), &out)
+			if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+				t.Fatalf("err = %v, want %q", err, c.wantErr)
+			}
+			if !strings.Contains(out.String(), c.wantOut) {
+				t.Fatalf("output %s lacks %s", out.String(), c.wantOut)
+			}
+			// Two profiles plus the dashboard's roster hash and unit index.
+			if n, _ := rdb.DBSize(context.Background()).Result(); c.keys == 0 && n != 0 || c.keys != 0 && n < 3 {
+				t.Fatalf("%d keys in Redis", n)
+			}
+		})
+	}
+	if m, _ := rdb.HGetAll(context.Background(), state.ProfileKey("s1")).Result(); m["minor"] != "1" || m["guardians"] != "g1" || m["class"] != "C1" {
+		t.Fatalf("profile of s1 %v", m)
+	}
+	var rep ingest.Report
+	var out bytes.Buffer
+	if err := importCmd(context.Background(), []string{"--redis", r.Addr, "--kind", "roster", good}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Valid != 2 {
+		t.Fatalf("report %s: %v", out.String(), err)
+	}
+}
