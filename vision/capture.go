@@ -73,43 +73,61 @@ func (fq *frameQueue) close() {
 	}
 }
 
-// openSource opens a camera by index ("0") or a video file.
-func openSource(src string) (*gocv.VideoCapture, error) {
-	var vc *gocv.VideoCapture
-	var err error
+// openSource opens a camera by index ("0") or a video file; file says
+// which.
+func openSource(src string) (vc *gocv.VideoCapture, file bool, err error) {
 	if idx, e := strconv.Atoi(src); e == nil {
 		vc, err = gocv.OpenVideoCapture(idx)
 	} else {
 		vc, err = gocv.VideoCaptureFile(src)
+		file = true
 	}
 	if err != nil {
-		return nil, fmt.Errorf("capture: open %q: %w", src, err)
+		return nil, false, fmt.Errorf("capture: open %q: %w", src, err)
 	}
 	if !vc.IsOpened() {
 		vc.Close()
-		return nil, fmt.Errorf("capture: cannot open %q", src)
+		return nil, false, fmt.Errorf("capture: cannot open %q", src)
 	}
-	return vc, nil
+	return vc, file, nil
 }
 
 // capture reads frames at most fps per second into fq until ctx ends or
-// the source ends (loop rewinds a file instead). It closes done when it
-// returns.
-func capture(ctx context.Context, vc *gocv.VideoCapture, fq *frameQueue, fps int, loop bool, onFrame func()) error {
-	tick := time.NewTicker(time.Second / time.Duration(fps))
+// the source ends (loop rewinds a file instead). A file plays in real
+// time: at its own frame rate when that is below fps, else at fps with the
+// frames in between skipped, so a summary window covers the same span of
+// video as of wall clock.
+func capture(ctx context.Context, vc *gocv.VideoCapture, fq *frameQueue, fps int, file, loop bool, onFrame func()) error {
+	period := time.Second / time.Duration(fps)
+	per := 1.0 // source frames per tick
+	if rate := vc.Get(gocv.VideoCaptureFPS); file && rate > 0 && rate <= 1000 {
+		if rate < float64(fps) {
+			period = time.Duration(float64(time.Second) / rate)
+		}
+		per = rate * period.Seconds()
+	}
+	tick := time.NewTicker(period)
 	defer tick.Stop()
 	misses := 0
+	due, consumed := 0.0, 0
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
+		due += per
+		n := max(int(due+1e-9)-consumed, 1)
+		if n > 1 {
+			vc.Grab(n - 1)
+		}
+		consumed += n
 		m := fq.get()
 		if !vc.Read(m) || m.Empty() {
 			fq.release(m)
 			if loop && misses == 0 {
 				vc.Set(gocv.VideoCapturePosFrames, 0)
+				due, consumed = 0, 0
 				misses++
 				continue
 			}

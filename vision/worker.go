@@ -23,7 +23,9 @@ type WorkerConfig struct {
 	Student, Session, Course string
 	// Source is a camera index ("0") or a video file. Default "0".
 	Source string
-	// FPS caps the frames read per second. Default 15.
+	// FPS caps the frames read per second. Default 15. A video file plays
+	// in real time whatever its own rate (frames skipped above FPS), so a
+	// window is one second of video.
 	FPS int
 	// Queue is how many frames may wait for the scorer; older ones are
 	// dropped. Default 2.
@@ -132,7 +134,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: the record is for %q, not %q", ErrNoConsent, rec.Student, w.cfg.Student)
 	}
 	emotionOff := w.cfg.EmotionOff || !rec.Emotion
-	vc, err := openSource(w.cfg.Source)
+	vc, file, err := openSource(w.cfg.Source)
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer close(capDone)
-		if err := capture(ctx, vc, fq, w.cfg.FPS, w.cfg.Loop, w.frames.Inc); err != nil {
+		if err := capture(ctx, vc, fq, w.cfg.FPS, file, w.cfg.Loop, w.frames.Inc); err != nil {
 			w.logger.Error("capture stopped", "err", err)
 		}
 	}()
@@ -161,6 +163,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	agg := newWindow()
 	tick := time.NewTicker(w.cfg.Window)
 	defer tick.Stop()
+	// The record is re-read four times a window (and before every summary),
+	// so a revocation stops capture within a quarter second; the window in
+	// progress is discarded, not sent.
+	check := time.NewTicker(w.cfg.Window / 4)
+	defer check.Stop()
+	revoked := func() bool {
+		rec, err := consent.Load(w.cfg.ConsentPath)
+		if err != nil || !rec.CaptureAllowed() {
+			w.logger.Info("camera consent revoked; capture stopped")
+			return true
+		}
+		return false
+	}
 	flush := func(end time.Time) error {
 		ev := agg.summary(w.cfg, w.m.Version(), end)
 		agg = newWindow()
@@ -189,9 +204,12 @@ func (w *Worker) Run(ctx context.Context) error {
 				return flush(w.now())
 			}
 			return nil
+		case <-check.C:
+			if revoked() {
+				return nil
+			}
 		case <-tick.C:
-			if rec, err := consent.Load(w.cfg.ConsentPath); err != nil || !rec.CaptureAllowed() {
-				w.logger.Info("camera consent revoked; capture stopped")
+			if revoked() {
 				return nil
 			}
 			if err := flush(w.now()); err != nil {

@@ -192,13 +192,13 @@ func edgeArgs(broker, state, student string, more ...string) []string {
 }
 
 // TestRunPublishesOneScorePerSecondAndNothingElse runs `consent` and `run`
-// against the embedded broker with a 3 s, 15 fps clip as the camera: one
-// Score per second of video on classpulse.scores.v1 with the model-set
+// against the embedded broker with a 3 s, 30 fps clip as the camera read
+// at 15 frames/s (every other frame skipped): one Score per second of video on classpulse.scores.v1 with the model-set
 // version, the consent events, and nothing else, on any topic or on disk.
 func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 	b := testenv.StartBroker(t, 1)
 	state := t.TempDir()
-	clip := writeClip(t, 3, 15)
+	clip := writeClip(t, 3, 30)
 	cwd, _ := os.Getwd()
 	before := listDir(t, cwd)
 	ctx := context.Background()
@@ -216,8 +216,8 @@ func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 		}
 	}
 	scores := msgs[stream.TopicScores]
-	// The windows are wall-clock seconds while the file is read at its
-	// frame rate: three full ones, and at most one short tail.
+	// The file plays in real time, so wall-clock windows are seconds of
+	// video: three full ones, and at most one short tail.
 	if len(scores) < 3 || len(scores) > 4 {
 		t.Fatalf("%d Score events for 3 s of video, want 3 (+1 tail)", len(scores))
 	}
@@ -235,6 +235,7 @@ func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 		if i < 3 && sc.Frames < 8 {
 			t.Errorf("score %d covers %d frames of a 15 fps second", i, sc.Frames)
 		}
+		t.Logf("score %d: frames=%d face_ratio=%.2f attention=%.2f", i, sc.Frames, sc.FaceRatio, sc.Attention)
 		frames += sc.Frames
 		if sc.FaceRatio > 0.5 {
 			withFace++
@@ -247,7 +248,7 @@ func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 		noBulk(t, "score", raw)
 	}
 	if frames > 45 || frames < 30 || withFace < 3 {
-		t.Errorf("%d frames scored (of 45), %d windows with a face (want ≥ 3)", frames, withFace)
+		t.Errorf("%d frames scored (45 of the 90 read at 15 fps), %d windows with a face (want ≥ 3)", frames, withFace)
 	}
 	cons := msgs[stream.TopicConsent]
 	if len(cons) != 2 {
@@ -307,10 +308,11 @@ func TestRevokeStopsARunningCapture(t *testing.T) {
 			last = ts
 		}
 	}
-	// The record is re-read every window: a Score stamped more than one
-	// window after the revocation means capture went on.
-	if stop := last.Sub(revokedAt); stop > 1100*time.Millisecond {
-		t.Errorf("last Score %v after the revocation, want within one 1 s window", stop)
+	// The revocation is saved before it is published and the worker
+	// re-reads the record every 250 ms: no Score may be stamped after the
+	// revocation command started, beyond that check interval.
+	if stop := last.Sub(revokedAt); stop > 300*time.Millisecond {
+		t.Errorf("last Score stamped %v after the revocation", stop)
 	}
 	revoked := false
 	for _, m := range msgs[stream.TopicConsent] {
