@@ -30,7 +30,9 @@ type DetectConfig struct {
 	// costs ~1 ms instead of Haar's full scan. A face whose best score there
 	// falls below TrackQ, or a new scene, triggers a full detection at once;
 	// after Track followed frames one runs anyway, so a newcomer is found
-	// within Track frames. 0 (the default, right for still images): a full
+	// within Track+1 frames. A full detection that found no face holds for
+	// the next Track frames too, so an empty seat does not cost a full
+	// detection per frame. 0 (the default, right for still images): a full
 	// detection on every call.
 	Track int
 	// TrackQ is the pigo score a followed face must keep. Default 3 (as
@@ -93,7 +95,8 @@ type detector struct {
 
 func newDetector(m *Models, cfg DetectConfig) *detector {
 	cfg.applyDefaults()
-	return &detector{cfg: cfg, m: m, gray: gocv.NewMat(), small: gocv.NewMat()}
+	// since starts at Track: the first frame gets a full detection.
+	return &detector{cfg: cfg, m: m, gray: gocv.NewMat(), small: gocv.NewMat(), since: cfg.Track}
 }
 
 func (d *detector) Close() {
@@ -124,12 +127,15 @@ func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
 	}
 	d.pix = append(d.pix[:0], pix...)
 	rows, cols := d.small.Rows(), d.small.Cols()
-	if !(d.cfg.Track > 0 && d.since < d.cfg.Track && d.follow(rows, cols)) {
+	// With tracking, a frame without faces at the last full detection stays
+	// without until the next one is due: an empty seat costs a full
+	// detection every Track+1 frames, not every frame.
+	if d.cfg.Track > 0 && d.since < d.cfg.Track && (len(d.tracks) == 0 || d.follow(rows, cols)) {
+		d.since++
+	} else {
 		d.tracks = d.fullDetect(rows, cols, d.tracks[:0])
 		d.since = 0
 		d.full++
-	} else {
-		d.since++
 	}
 	faces := make([]Face, 0, len(d.tracks))
 	bounds := image.Rect(0, 0, frame.Cols(), frame.Rows())
@@ -168,11 +174,8 @@ func (d *detector) fullDetect(rows, cols int, dst []tracked) []tracked {
 
 // follow moves every tracked face to pigo's best detection near its last
 // spot. It reports false, leaving the tracks to be replaced, when a face
-// is lost (score below TrackQ) or there is none to follow.
+// is lost (score below TrackQ).
 func (d *detector) follow(rows, cols int) bool {
-	if len(d.tracks) == 0 {
-		return false
-	}
 	for i := range d.tracks {
 		t := &d.tracks[i]
 		s := t.scale

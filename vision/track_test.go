@@ -74,4 +74,26 @@ func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
 	if n := tr.FullDetections(); n != 3 {
 		t.Errorf("losing the face should force a full detection: %d, want 3", n)
 	}
+	// An empty seat: one full detection per Track+1 frames.
+	for i := 0; i < 6; i++ {
+		if got, _ := tr.Detect(blank); len(got) != 0 {
+			t.Fatalf("blank frame %d: %d faces", i, len(got))
+		}
+	}
+	if n := tr.FullDetections(); n != 4 {
+		t.Errorf("%d full detections after 7 face-free frames with Track 5, want 4", n)
+	}
+	// The learner comes back: found within Track+1 frames.
+	for i := 0; ; i++ {
+		got, err := tr.Detect(frames[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 1 {
+			break
+		}
+		if i == 5 {
+			t.Fatal("a returning face not found within Track+1 frames")
+		}
+	}
 }
