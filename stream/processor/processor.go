@@ -97,6 +97,8 @@ type Processor struct {
 	ran     atomic.Bool
 	ready   atomic.Bool
 	lastErr atomic.Value
+	// hook, when set, sees every batch after it had its full effect.
+	hook func(batch []stream.Message, done time.Time)
 }
 
 // Option sets a wiring or test seam.
@@ -104,6 +106,14 @@ type Option func(*Processor)
 
 // WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(p *Processor) { p.now = now } }
+
+// WithBatchHook calls f after every batch of the per-student stage has had
+// its full effect (state applied, warnings and tiles published), before its
+// offsets are committed. f must not keep batch. The pipeline benchmark
+// measures produce→applied latency through it.
+func WithBatchHook(f func(batch []stream.Message, done time.Time)) Option {
+	return func(p *Processor) { p.hook = f }
+}
 
 // New builds a processor. reg may be nil in tools that keep no metrics.
 func New(cfg Config, store *state.Store, policy PolicySource, pub Publisher, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Processor, error) {

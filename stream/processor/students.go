@@ -128,6 +128,9 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 		return err
 	}
 	p.countWarnings(out.warnings)
+	if p.hook != nil {
+		p.hook(batch, time.Now())
+	}
 	return nil
 }
 

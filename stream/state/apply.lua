@@ -35,22 +35,28 @@ redis.call('HSET', KEYS[1], offField, offset)
 local NV = 17 -- n, attention, face, masked, 4 learning, learning n, emotion n, 7 emotions
 local WINDOWS = {60, 120, 300}
 
+-- One string.match and one string.format per vector: per-number gmatch
+-- and format calls made up most of a score's cost inside Redis.
+local FMT = '%.6g' .. string.rep(' %.6g', NV - 1)
+local PAT = '^(%S+)' .. string.rep(' (%S+)', NV - 1)
+
+local function zeros()
+  return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+end
+
 local function parse(s)
-  local v = {}
   if s then
-    for x in string.gmatch(s, '%S+') do v[#v + 1] = tonumber(x) end
+    local v = {string.match(s, PAT)}
+    if #v == NV then
+      for i = 1, NV do v[i] = tonumber(v[i]) or 0 end
+      return v
+    end
   end
-  if #v < NV then
-    v = {}
-    for i = 1, NV do v[i] = 0 end
-  end
-  return v
+  return zeros()
 end
 
 local function pack(v)
-  local out = {}
-  for i = 1, NV do out[i] = string.format('%.6g', v[i]) end
-  return table.concat(out, ' ')
+  return string.format(FMT, unpack(v, 1, NV))
 end
 
 local function academic(status)
@@ -65,59 +71,72 @@ end
 if kind == 'score' then
   -- ARGV 5 session, 6 course, 7 horizon seconds, 8 ttl seconds,
   --      9 packed vector of this second (NV numbers).
+  -- Reads and writes are gathered into one HMGET and one HSET: each
+  -- redis.call costs far more than the Lua around it.
   local cam = redis.call('HGET', KEYS[6], 'camera')
   if cam and string.sub(cam, 1, 1) == '0' then
     return {2}
   end
   local H = tonumber(ARGV[7])
-  local v = parse(ARGV[9])
-  local head = tonumber(redis.call('HGET', KEYS[2], 'h') or '-1')
-  local sess = redis.call('HGET', KEYS[2], 'sess')
+  local slot = 'b' .. (t % H)
+  local cur = redis.call('HMGET', KEYS[2], 'h', 'sess', 'w60', 'w120', 'w300', 'lf', 'fs', slot)
+  local head = tonumber(cur[1] or '-1')
+  local sess = cur[2]
+  local fresh = false
   if head < 0 or t - head >= H or (sess and sess ~= ARGV[5]) then
     -- First event, a gap longer than the horizon, or a new session: the
     -- rolling state starts afresh.
     redis.call('DEL', KEYS[2])
     head = t - 1
-    redis.call('HSET', KEYS[2], 'fs', t, 'sess', ARGV[5], 'course', ARGV[6])
+    fresh = true
+    cur = {}
   end
   if t <= head - H then
     redis.call('EXPIRE', KEYS[2], ARGV[8])
     return {1, 'late'}
   end
+  local v = parse(ARGV[9])
   local sums = {}
-  for i, w in ipairs(WINDOWS) do sums[i] = parse(redis.call('HGET', KEYS[2], 'w' .. w)) end
+  for i = 1, 3 do sums[i] = parse(cur[2 + i]) end
+  local set = {}
   if t > head then
     -- Slide every window forward second by second: subtract the buckets
     -- that fall out. Amortised O(1): each second leaves each window once.
+    local want, fields = {}, {}
     for s = head + 1, t do
       for i, w in ipairs(WINDOWS) do
         local old = s - w
         if old > head - H then
-          local b = redis.call('HGET', KEYS[2], 'b' .. (old % H))
-          if b then
-            local sec, rest = string.match(b, '^(%-?%d+) (.*)$')
-            if tonumber(sec) == old then
-              local bv = parse(rest)
-              for j = 1, NV do sums[i][j] = sums[i][j] - bv[j] end
-            end
+          fields[#fields + 1] = 'b' .. (old % H)
+          want[#want + 1] = {i, old}
+        end
+      end
+    end
+    if #fields > 0 and not fresh then
+      local got = redis.call('HMGET', KEYS[2], unpack(fields))
+      for k, b in ipairs(got) do
+        if b then
+          local sec, rest = string.match(b, '^(%-?%d+) (.*)$')
+          if tonumber(sec) == want[k][2] then
+            local bv = parse(rest)
+            local sw = sums[want[k][1]]
+            for j = 1, NV do sw[j] = sw[j] - bv[j] end
           end
         end
       end
     end
     head = t
-    redis.call('HSET', KEYS[2], 'h', head)
+    set[#set + 1] = 'h'; set[#set + 1] = head
   end
   -- Add this second to its bucket and to every window that covers it.
-  local slot = 'b' .. (t % H)
-  local bucket = redis.call('HGET', KEYS[2], slot)
   local bv = nil
-  if bucket then
-    local sec, rest = string.match(bucket, '^(%-?%d+) (.*)$')
+  if cur[8] then
+    local sec, rest = string.match(cur[8], '^(%-?%d+) (.*)$')
     if tonumber(sec) == t then bv = parse(rest) end
   end
   if not bv then bv = parse(nil) end
   for j = 1, NV do bv[j] = bv[j] + v[j] end
-  redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
+  set[#set + 1] = slot; set[#set + 1] = t .. ' ' .. pack(bv)
   local out = {}
   for i, w in ipairs(WINDOWS) do
     if t > head - w then
@@ -126,17 +145,23 @@ if kind == 'score' then
     -- Rounding drift must never leave a negative count.
     if sums[i][1] < 0.5 then sums[i] = parse(nil) end
     local p = pack(sums[i])
-    redis.call('HSET', KEYS[2], 'w' .. w, p)
+    set[#set + 1] = 'w' .. w; set[#set + 1] = p
     out[i] = p
   end
-  if v[3] >= 0.5 then
-    local lf = tonumber(redis.call('HGET', KEYS[2], 'lf') or '-1')
-    if t > lf then redis.call('HSET', KEYS[2], 'lf', t) end
+  local lf = tonumber(cur[6] or '-1')
+  if v[3] >= 0.5 and t > lf then
+    lf = t
+    set[#set + 1] = 'lf'; set[#set + 1] = t
   end
-  local lf = redis.call('HGET', KEYS[2], 'lf')
+  local fs = tonumber(cur[7] or t)
+  if fresh then
+    set[#set + 1] = 'fs'; set[#set + 1] = t
+    set[#set + 1] = 'sess'; set[#set + 1] = ARGV[5]
+  end
+  set[#set + 1] = 'course'; set[#set + 1] = ARGV[6]
+  redis.call('HSET', KEYS[2], unpack(set))
   local absent
-  if lf then absent = head - tonumber(lf) else absent = head - tonumber(redis.call('HGET', KEYS[2], 'fs')) + 1 end
-  redis.call('HSET', KEYS[2], 'course', ARGV[6])
+  if lf >= 0 then absent = head - lf else absent = head - fs + 1 end
   redis.call('EXPIRE', KEYS[2], ARGV[8])
   return {1, out[1], out[2], out[3], absent, head, redis.call('GET', KEYS[7]) or ''}
 end

@@ -1,0 +1,358 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/classpulse/classpulse/internal/config"
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/rules"
+	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/processor"
+	"github.com/classpulse/classpulse/stream/state"
+)
+
+func init() { registerBench("pipeline", benchPipeline) }
+
+const benchPipelineSummary = "Measure the stream processor on the embedded broker and a real redis-server: " +
+	"the saturated drain rate of pre-produced events, then produce→applied latency paced at half that rate, " +
+	"then redis-benchmark -P 16 on EVALSHA of a two-command script against the same Redis. " +
+	"Last line: pipeline events=N events_per_s=R p50_ms=X.X p99_ms=Y.Y."
+
+// benchPipeline runs `classpulse bench pipeline`.
+func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlagSet("bench pipeline", benchPipelineSummary)
+	students := fs.Int("students", 10_000, "distinct students the events are spread over")
+	events := fs.Int("events", 1_000_000, "events pre-produced for the saturated phase")
+	redisAddr := fs.String("redis", "", "redis-server host:port to write to; it must be empty (FLUSHALL is run). Default: start a redis-server child on a free port")
+	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
+	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
+	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
+	latencySeconds := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
+	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")
+	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
+	logLevel := fs.String("log-level", "warn", "log level of the processor")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the saturated phase to this file")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *clickEvery < 0 {
+		return errors.New("bench pipeline: --students, --events, --partitions and --max-batch must be positive, --click-every not negative")
+	}
+	logger, err := config.NewLogger(os.Stderr, *logLevel, "text")
+	if err != nil {
+		return err
+	}
+	addr := *redisAddr
+	if addr == "" {
+		dir, err := os.MkdirTemp("", "classpulse-bench-redis-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		srv, err := testenv.NewRedis(dir)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		addr = srv.Addr
+		fmt.Fprintf(out, "redis-server child on %s\n", addr)
+	}
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
+	defer rdb.Close()
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		return fmt.Errorf("bench pipeline: redis %s: %w", addr, err)
+	}
+	broker, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: *partitions}, nil)
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	brokers := []string{broker.Addr()}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers, BatchSize: 2000}, logger)
+	if err != nil {
+		return err
+	}
+	defer prod.Close()
+
+	gen := newBenchGen(*students, *clickEvery)
+	// Phase 1: pre-produce every event, then time how fast the processor
+	// drains them.
+	start := time.Now()
+	if err := gen.produce(ctx, prod, *events, time.Now().Add(-time.Duration(*events / *students + 1) * time.Second)); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "produced events=%d seconds=%.1f\n", *events, time.Since(start).Seconds())
+
+	var (
+		seen       atomic.Int64
+		firstBatch atomic.Int64 // unix nanos of the first applied batch
+		lastBatch  atomic.Int64
+		phase2     atomic.Int64 // unix nanos: messages produced after it count for latency
+		mu         sync.Mutex
+		lats       []float64
+	)
+	hook := func(batch []stream.Message, done time.Time) {
+		firstBatch.CompareAndSwap(0, done.UnixNano())
+		lastBatch.Store(done.UnixNano())
+		seen.Add(int64(len(batch)))
+		p2 := phase2.Load()
+		if p2 == 0 {
+			return
+		}
+		mu.Lock()
+		for _, m := range batch {
+			if m.Time.UnixNano() >= p2 {
+				lats = append(lats, float64(done.Sub(m.Time))/float64(time.Millisecond))
+			}
+		}
+		mu.Unlock()
+	}
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, NoClassStage: !*classStage},
+		store, rules.NewHolder(rules.DefaultPolicy()), prod, logger, reg, processor.WithBatchHook(hook))
+	if err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	pctx, stopProc := context.WithCancel(ctx)
+	defer stopProc()
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(pctx) }()
+	waitCount := func(n int64, limit time.Duration) error {
+		deadline := time.Now().Add(limit)
+		for seen.Load() < n {
+			select {
+			case err := <-procDone:
+				return fmt.Errorf("bench pipeline: processor stopped: %v", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("bench pipeline: only %d of %d events applied after %v", seen.Load(), n, limit)
+			}
+		}
+		return nil
+	}
+	if err := waitCount(int64(*events), 30*time.Minute); err != nil {
+		return err
+	}
+	// The clock starts at the first applied batch, so that joining the
+	// consumer group is not counted; that first batch's messages are then
+	// not counted either.
+	drain := time.Duration(lastBatch.Load() - firstBatch.Load())
+	rate := float64(*events-*maxBatch) / drain.Seconds()
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	fmt.Fprintf(out, "saturated events=%d seconds=%.2f events_per_s=%.0f\n", *events, drain.Seconds(), rate)
+
+	// Phase 2: paced at half the saturated rate; latency is produce → the
+	// batch's full effect (state applied, warnings and tiles published).
+	pace := rate / 2
+	n2 := int(pace * latencySeconds.Seconds())
+	phase2.Store(time.Now().UnixNano())
+	before := seen.Load()
+	if err := gen.paced(ctx, prod, n2, pace); err != nil {
+		return err
+	}
+	if err := waitCount(before+int64(n2), 2*time.Minute); err != nil {
+		return err
+	}
+	stopProc()
+	if err := <-procDone; err != nil {
+		return err
+	}
+	mu.Lock()
+	sort.Float64s(lats)
+	p50, p99 := quantile(lats, 0.50), quantile(lats, 0.99)
+	mu.Unlock()
+	fmt.Fprintf(out, "paced events=%d events_per_s=%.0f p50_ms=%.1f p99_ms=%.1f\n", n2, pace, p50, p99)
+
+	if *benchN > 0 {
+		rb, err := redisBenchmarkEvalsha(ctx, rdb, addr, *benchN, *students)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "redis-benchmark evalsha_hincrby_hset P=16 requests_per_s=%.0f pipeline_ratio=%.3f\n", rb, rate/rb)
+	}
+	fmt.Fprintf(out, "load_average %s\n", loadAverage())
+	fmt.Fprintf(out, "pipeline events=%d events_per_s=%.0f p50_ms=%.1f p99_ms=%.1f\n", *events, rate, p50, p99)
+	return nil
+}
+
+// benchGen makes a realistic mix: per-second score events of a live class
+// and study clicks, students round-robin so every partition is busy.
+type benchGen struct {
+	students, clickEvery int
+	next                 int
+	sec                  []int64 // per student: seconds already used
+}
+
+func newBenchGen(students, clickEvery int) *benchGen {
+	return &benchGen{students: students, clickEvery: clickEvery, sec: make([]int64, students)}
+}
+
+// message returns the next event as a Kafka message stamped with at. Its
+// ts is base plus the student's own second counter, or at when base is zero
+// (the paced phase, where events are live).
+func (g *benchGen) message(base time.Time, at time.Time) (kafka.Message, error) {
+	i := g.next
+	g.next++
+	s := i % g.students
+	id := "bench-" + strconv.Itoa(s)
+	ts := func() time.Time {
+		if base.IsZero() {
+			return at
+		}
+		return base.Add(time.Duration(g.sec[s]) * time.Second)
+	}
+	var e stream.Event
+	if g.clickEvery > 0 && i%g.clickEvery == g.clickEvery-1 {
+		e = &stream.Click{Header: stream.NewHeader(id, ts()), Course: "course-" + strconv.Itoa(s%7),
+			Kind: "study", DurationS: 30}
+	} else {
+		g.sec[s]++
+		att := 0.4 + 0.5*math.Abs(math.Sin(float64(i)))
+		e = &stream.Score{Header: stream.NewHeader(id, ts()),
+			Session: "bench-session-" + strconv.Itoa(s/40), Course: "course-" + strconv.Itoa(s%7),
+			WindowMS: 1000, Frames: 10, FaceRatio: 1, Attention: att, Model: "bench",
+			Emotions: &stream.Emotions{Neutral: 0.6, Happy: 0.2, Sad: 0.05, Angry: 0.05, Fearful: 0.03, Disgusted: 0.02, Surprised: 0.05},
+			Learning: &stream.Learning{Engaged: att, Confused: 0.1, Bored: 0.1, Frustrated: 0.05}}
+	}
+	b, err := stream.Encode(e)
+	if err != nil {
+		return kafka.Message{}, err
+	}
+	return kafka.Message{Topic: e.Topic(), Key: []byte(id), Value: b, Time: at}, nil
+}
+
+// produce publishes n events as fast as the broker takes them, their
+// timestamps starting at base, one second apart per student.
+func (g *benchGen) produce(ctx context.Context, prod *stream.Producer, n int, base time.Time) error {
+	const chunk = 10_000
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(4)
+	for done := 0; done < n; done += chunk {
+		msgs := make([]kafka.Message, 0, chunk)
+		for j := done; j < min(done+chunk, n); j++ {
+			m, err := g.message(base, time.Now())
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		eg.Go(func() error { return prod.PublishRaw(ectx, msgs...) })
+	}
+	return eg.Wait()
+}
+
+// paced publishes n events at rate per second, each stamped with the time
+// it was handed to the producer and carrying that time as its ts.
+func (g *benchGen) paced(ctx context.Context, prod *stream.Producer, n int, rate float64) error {
+	start := time.Now()
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.SetLimit(8)
+	for sent := 0; sent < n; {
+		due := min(n, int(time.Since(start).Seconds()*rate)+1)
+		if due <= sent {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		now := time.Now()
+		msgs := make([]kafka.Message, 0, due-sent)
+		for ; sent < due; sent++ {
+			m, err := g.message(time.Time{}, now)
+			if err != nil {
+				return err
+			}
+			msgs = append(msgs, m)
+		}
+		eg.Go(func() error { return prod.PublishRaw(ectx, msgs...) })
+	}
+	return eg.Wait()
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return math.NaN()
+	}
+	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// benchScript is the reference for the scripting limit: two commands on
+// one hashed key, the least a per-student apply script can do.
+const benchScript = `redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('HSET', KEYS[1], 'last', ARGV[1]) return 1`
+
+// redisBenchmarkEvalsha runs redis-benchmark -P 16 on EVALSHA of
+// benchScript over as many hashed keys as there are students and returns
+// its requests per second.
+func redisBenchmarkEvalsha(ctx context.Context, rdb *redis.Client, addr string, n, keys int) (float64, error) {
+	if _, err := exec.LookPath("redis-benchmark"); err != nil {
+		return 0, fmt.Errorf("bench pipeline: redis-benchmark not installed (Debian package redis-tools): %w", err)
+	}
+	sha, err := rdb.ScriptLoad(ctx, benchScript).Result()
+	if err != nil {
+		return 0, err
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	cmd := exec.CommandContext(ctx, "redis-benchmark", "-h", host, "-p", port, "-P", "16", "-n", strconv.Itoa(n),
+		"-r", strconv.Itoa(keys), "--csv", "EVALSHA", sha, "1", "{s:__rand_int__}:bench", "x")
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("redis-benchmark: %w\n%s", err, b)
+	}
+	// CSV: a header line, then "EVALSHA …","<rps>",… .
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Split(line, ",")
+		if len(f) < 2 || !strings.HasPrefix(f[0], `"EVALSHA`) {
+			continue
+		}
+		return strconv.ParseFloat(strings.Trim(f[1], `"`), 64)
+	}
+	return 0, fmt.Errorf("redis-benchmark: no rate in its output:\n%s", b)
+}
+
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
