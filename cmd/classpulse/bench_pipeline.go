@@ -96,7 +96,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	// Phase 1: pre-produce every event, then time how fast the processor
 	// drains them.
 	start := time.Now()
-	if err := gen.produce(ctx, prod, *events, time.Now().Add(-time.Duration(*events / *students + 1) * time.Second)); err != nil {
+	if err := gen.produce(ctx, prod, *events, time.Now().Add(-time.Duration(*events / *students + 1)*time.Second)); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "produced events=%d seconds=%.1f\n", *events, time.Since(start).Seconds())

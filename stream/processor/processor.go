@@ -56,6 +56,10 @@ type Config struct {
 	// NoClassStage turns the class stage off (for a pod that should only
 	// run the per-student stage). Default false.
 	NoClassStage bool
+	// Rebuild makes Run first wipe the student state and rebuild it from
+	// the topics (see Processor.Rebuild), then consume as usual. Default
+	// false.
+	Rebuild bool
 }
 
 func (c *Config) applyDefaults() {
@@ -145,6 +149,14 @@ func (p *Processor) Run(ctx context.Context) error {
 		return errors.New("processor: Run called twice")
 	}
 	p.ready.Store(p.rdb.Ping(ctx).Err() == nil)
+	if p.cfg.Rebuild {
+		if _, err := p.Rebuild(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 	students, err := stream.NewConsumer(stream.ConsumerConfig{
 		Brokers: p.cfg.Brokers, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
 	}, p.HandleBatch, p.logger)

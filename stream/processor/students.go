@@ -33,6 +33,13 @@ type latest struct {
 // publish warnings and tiles. It returns nil once every message had its
 // effect, and retries Redis and Kafka failures until ctx ends.
 func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) error {
+	return p.handle(ctx, batch, true)
+}
+
+// handle applies a batch; with publish false (the rebuild's apply-only
+// mode) it only restores state: no rules run, and nothing goes to Kafka or
+// the live feed, since the log already holds what the first run published.
+func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish bool) error {
 	p.m.batchSize.Observe(float64(len(batch)))
 	now := p.now()
 	out := &outputs{opens: map[string][]byte{}}
@@ -43,7 +50,9 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 			err = p.checkTime(e, now)
 		}
 		if err != nil {
-			p.deadLetter(out, m, err)
+			if publish {
+				p.deadLetter(out, m, err)
+			}
 			continue
 		}
 		ops = append(ops, state.Op{Event: e, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
@@ -90,7 +99,7 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 			}
 			continue
 		}
-		if r.Status != state.Applied || (r.Live == nil && r.Academic == nil) {
+		if !publish || r.Status != state.Applied || (r.Live == nil && r.Academic == nil) {
 			continue
 		}
 		l := students[h.Student]
@@ -105,6 +114,9 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 		if r.Academic != nil {
 			l.academic, l.acadAt = r.Academic, h.TS.Time
 		}
+	}
+	if !publish {
+		return nil
 	}
 	// Evaluate in the order students appeared, so replays are deterministic.
 	ids := make([]string, 0, len(students))
