@@ -49,7 +49,7 @@ func TestFacesFoundWhereThePeopleAre(t *testing.T) {
 		min, max int
 	}{
 		{"sample1.jpg", 1, 1}, {"sample2.jpg", 1, 1}, {"sample3.jpg", 2, 4},
-		{"sample4.jpg", 1, 2}, {"sample5.jpg", 1, 3}, {"sample6.jpg", 3, 5},
+		{"sample4.jpg", 1, 2}, {"sample5.jpg", 2, 3}, {"sample6.jpg", 3, 5},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
