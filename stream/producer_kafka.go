@@ -68,6 +68,9 @@ func (c *ProducerConfig) Validate() error {
 type Producer struct {
 	w      *kafka.Writer
 	logger *slog.Logger
+	// own is the transport the producer made (nil when the caller passed
+	// one); Close closes its idle connections, the caller closes its own.
+	own *kafka.Transport
 }
 
 // NewProducer builds a producer. It connects lazily on the first Publish.
@@ -80,9 +83,10 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "producer")
-	transport := cfg.Transport
+	transport, own := cfg.Transport, (*kafka.Transport)(nil)
 	if transport == nil {
 		transport = &kafka.Transport{ClientID: cfg.ClientID}
+		own = transport
 	}
 	w := &kafka.Writer{
 		Addr: kafka.TCP(cfg.Brokers...),
@@ -107,7 +111,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 			}
 		}
 	}
-	return &Producer{w: w, logger: logger}, nil
+	return &Producer{w: w, logger: logger, own: own}, nil
 }
 
 // RequiredAcks reports the acknowledgement level the producer asks for.
@@ -143,5 +147,13 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 	return nil
 }
 
-// Close flushes pending messages and closes connections.
-func (p *Producer) Close() error { return p.w.Close() }
+// Close flushes pending messages, then closes the connections of the
+// transport the producer made: kafka-go's Writer.Close leaves a Transport's
+// pooled connections (and their goroutines) open.
+func (p *Producer) Close() error {
+	err := p.w.Close()
+	if p.own != nil {
+		p.own.CloseIdleConnections()
+	}
+	return err
+}

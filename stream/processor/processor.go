@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,10 @@ type Config struct {
 	// NoClassStage turns the class stage off (for a pod that should only
 	// run the per-student stage). Default false.
 	NoClassStage bool
+	// LagExpiry is how long a partition's consumer-lag series stays
+	// exported without a batch from it: after a rebalance a partition this
+	// member no longer owns must not keep reporting a stale lag. Default 30s.
+	LagExpiry time.Duration
 	// Rebuild makes Run first wipe the student state and rebuild it from
 	// the topics (see Processor.Rebuild), then consume as usual. Default
 	// false.
@@ -84,6 +89,9 @@ func (c *Config) applyDefaults() {
 	if c.StaleTile <= 0 {
 		c.StaleTile = 30 * time.Second
 	}
+	if c.LagExpiry <= 0 {
+		c.LagExpiry = 30 * time.Second
+	}
 }
 
 // Processor is the stream processor: it applies input events to the
@@ -101,6 +109,8 @@ type Processor struct {
 	ran     atomic.Bool
 	ready   atomic.Bool
 	lastErr atomic.Value
+	lagMu   sync.Mutex
+	lagSeen map[lagKey]time.Time // last batch per partition, to expire series
 	// hook, when set, sees every batch after it had its full effect.
 	hook func(batch []stream.Message, done time.Time)
 }
@@ -132,7 +142,7 @@ func New(cfg Config, store *state.Store, policy PolicySource, pub Publisher, log
 		reg = prometheus.NewRegistry()
 	}
 	p := &Processor{cfg: cfg, store: store, rdb: store.Client(), policy: policy, pub: pub,
-		logger: logger.With("component", "processor"), m: newMetrics(reg), now: time.Now}
+		logger: logger.With("component", "processor"), m: newMetrics(reg), now: time.Now, lagSeen: map[lagKey]time.Time{}}
 	for _, o := range opts {
 		o(p)
 	}
@@ -165,6 +175,20 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return students.Run(gctx) })
+	g.Go(func() error {
+		// A member that lost every partition gets no batch that would
+		// expire their series, so a ticker expires them too.
+		t := time.NewTicker(p.cfg.LagExpiry / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				p.expireLag()
+			}
+		}
+	})
 	if !p.cfg.NoClassStage {
 		class, err := stream.NewConsumer(stream.ConsumerConfig{
 			Brokers: p.cfg.Brokers, Group: p.cfg.ClassGroup, Topics: []string{stream.TopicTiles}, MaxBatch: p.cfg.MaxBatch,
@@ -251,21 +275,42 @@ func (p *Processor) deadLetter(out *outputs, m stream.Message, err error) {
 	out.events = append(out.events, stream.NewDeadLetter(m, err, p.now()))
 }
 
+type lagKey struct {
+	topic string
+	part  int
+}
+
 func (p *Processor) recordLag(batch []stream.Message) {
-	type tp struct {
-		topic string
-		part  int
-	}
-	last := map[tp]stream.Message{}
+	last := map[lagKey]stream.Message{}
 	for _, m := range batch {
-		last[tp{m.Topic, m.Partition}] = m
+		last[lagKey{m.Topic, m.Partition}] = m
 	}
+	now := p.now()
+	p.lagMu.Lock()
 	for k, m := range last {
 		lag := m.HighWaterMark - m.Offset - 1
 		if lag < 0 {
 			lag = 0
 		}
 		p.m.lag.WithLabelValues(k.topic, strconv.Itoa(k.part)).Set(float64(lag))
+		p.lagSeen[k] = now
+	}
+	p.lagMu.Unlock()
+	p.expireLag()
+}
+
+// expireLag drops the lag series of partitions that sent no batch for
+// LagExpiry: after a rebalance they belong to another member, which
+// exports their lag.
+func (p *Processor) expireLag() {
+	cutoff := p.now().Add(-p.cfg.LagExpiry)
+	p.lagMu.Lock()
+	defer p.lagMu.Unlock()
+	for k, at := range p.lagSeen {
+		if at.Before(cutoff) {
+			p.m.lag.DeleteLabelValues(k.topic, strconv.Itoa(k.part))
+			delete(p.lagSeen, k)
+		}
 	}
 }
 

@@ -78,9 +78,14 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
 
 // Calendar places an event time in the school's term calendar; package
-// rules' policy provides it. ok is false outside every term.
+// rules' policy provides it.
 type Calendar interface {
+	// PeriodAt returns the term and study period of t; ok is false
+	// outside every term.
 	PeriodAt(t time.Time) (term, period string, ok bool)
+	// WeekKey names the week of t the way the week-over-week trend rule
+	// reads it, so that study time is bucketed where the rule looks.
+	WeekKey(t time.Time) string
 }
 
 // Op is one event to apply, with where it was read from.
@@ -209,8 +214,13 @@ func (s *Store) scriptArgs(cal Calendar, op Op) ([]string, []any, error) {
 				term, period = t, p
 			}
 		}
-		y, w := h.TS.ISOWeek()
-		week := fmt.Sprintf("%04d-W%02d", y, w)
+		var week string
+		if cal != nil {
+			week = cal.WeekKey(h.TS.Time)
+		} else {
+			y, w := h.TS.UTC().ISOWeek()
+			week = fmt.Sprintf("%04d-W%02d", y, w)
+		}
 		window := strconv.FormatInt(h.TS.Unix()/int64(s.cfg.Window/time.Second), 10)
 		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, week, window), nil
 	case *stream.Grade:

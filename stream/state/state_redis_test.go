@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -13,6 +14,12 @@ import (
 type fixedCal struct{}
 
 func (fixedCal) PeriodAt(time.Time) (string, string, bool) { return "2026-autumn", "p3", true }
+
+// WeekKey names weeks in UTC+8, as a school in Shanghai does.
+func (fixedCal) WeekKey(t time.Time) string {
+	y, w := t.In(time.FixedZone("UTC+8", 8*3600)).ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
 
 var t0 = time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
 
@@ -158,6 +165,32 @@ func TestApplyReloadsScriptAfterFlush(t *testing.T) {
 	res := apply(t, s, Op{Event: score("st4", 1, 1, 1), Topic: stream.TopicScores, Offset: 2})
 	if res[0].Status != Applied || res[0].Live.W1.Seconds != 2 {
 		t.Fatalf("after SCRIPT FLUSH: %+v", res[0])
+	}
+}
+
+func TestStudyWeekFollowsTheCalendarsWeekNotUTC(t *testing.T) {
+	cases := []struct {
+		name string
+		at   time.Time
+		week string
+	}{
+		// Sunday 20:00 UTC is already Monday 04:00 in UTC+8: the next week.
+		{"sunday evening utc is monday in the school's zone", time.Date(2026, 11, 22, 20, 0, 0, 0, time.UTC), "2026-W48"},
+		{"midweek is the same week everywhere", time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), "2026-W48"},
+		{"sunday morning utc is still sunday there", time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC), "2026-W47"},
+	}
+	s := newStore(t)
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			student := fmt.Sprintf("wk%d", i)
+			apply(t, s, Op{Event: &stream.Click{Header: stream.NewHeader(student, c.at), Course: "law", Kind: "study", DurationS: 90},
+				Topic: stream.TopicClicks, Offset: 1})
+			got, err := s.Client().HGet(context.Background(), StudentTag(student)+":study", "w|law|"+c.week).Result()
+			if err != nil || got != "90" {
+				all, _ := s.Client().HGetAll(context.Background(), StudentTag(student)+":study").Result()
+				t.Fatalf("w|law|%s = %q (%v); study hash %v", c.week, got, err, all)
+			}
+		})
 	}
 }
 
