@@ -102,17 +102,23 @@ if kind == 'score' then
   if t > head then
     -- Slide every window forward second by second: subtract the buckets
     -- that fall out. Amortised O(1): each second leaves each window once.
+    -- Seconds head+1-w … t-w leave window w. A jump of w seconds or more
+    -- empties it without reading a bucket, so a student back after a
+    -- pause costs no more than one in a steady stream.
     local want, fields = {}, {}
-    for s = head + 1, t do
-      for i, w in ipairs(WINDOWS) do
-        local old = s - w
-        if old > head - H then
-          fields[#fields + 1] = 'b' .. (old % H)
-          want[#want + 1] = {i, old}
+    for i, w in ipairs(WINDOWS) do
+      if t - head >= w then
+        sums[i] = zeros()
+      elseif not fresh then
+        for old = head + 1 - w, t - w do
+          if old > head - H then
+            fields[#fields + 1] = 'b' .. (old % H)
+            want[#want + 1] = {i, old}
+          end
         end
       end
     end
-    if #fields > 0 and not fresh then
+    if #fields > 0 then
       local got = redis.call('HMGET', KEYS[2], unpack(fields))
       for k, b in ipairs(got) do
         if b then

@@ -206,3 +206,26 @@ func TestGradesAreReturnedSorted(t *testing.T) {
 		t.Fatalf("grades %+v", gr)
 	}
 }
+
+func TestPauseLongerThanAWindowEmptiesOnlyThatWindow(t *testing.T) {
+	s := newStore(t)
+	var ops []Op
+	for i := 0; i < 10; i++ {
+		ops = append(ops, Op{Event: score("pause", i, 0.2, 1), Topic: stream.TopicScores, Offset: int64(i)})
+	}
+	apply(t, s, ops...)
+	res := apply(t, s, Op{Event: score("pause", 100, 1, 1), Topic: stream.TopicScores, Offset: 10})
+	l := res[0].Live
+	if l.W1.Seconds != 1 || l.W1.Attention != 1 {
+		t.Errorf("1 min window after a 90 s pause: %d s, attention %v; want only the new second", l.W1.Seconds, l.W1.Attention)
+	}
+	if l.W2.Seconds != 11 || l.W5.Seconds != 11 {
+		t.Errorf("2 and 5 min windows: %d and %d s, want 11 each", l.W2.Seconds, l.W5.Seconds)
+	}
+	// At 121 s the 2 min window covers seconds 2–121: 2–9, 100 and 121;
+	// the 1 min window 62–121: 100 and 121.
+	res = apply(t, s, Op{Event: score("pause", 121, 1, 1), Topic: stream.TopicScores, Offset: 11})
+	if l := res[0].Live; l.W2.Seconds != 10 || l.W1.Seconds != 2 || l.W5.Seconds != 12 {
+		t.Errorf("at 121 s: windows of %d, %d and %d s, want 2, 10 and 12", l.W1.Seconds, l.W2.Seconds, l.W5.Seconds)
+	}
+}
