@@ -514,8 +514,10 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 			return err
 		}
 		var digest []*stream.Warning
+		var digestRaw []string
 		var dt target
-		for _, v := range vals.Val() {
+		entries := vals.Val()
+		for i, v := range entries {
 			var p pending
 			if err := json.Unmarshal([]byte(v), &p); err != nil {
 				d.logger.Error("dropping unreadable held message", "err", err)
@@ -524,19 +526,43 @@ func (d *Dispatcher) Flush(ctx context.Context) error {
 			t := target{channel: p.Channel, to: p.To, role: p.Role}
 			if p.Digest {
 				digest, dt = append(digest, p.Warning), t
+				digestRaw = append(digestRaw, v)
 				continue
 			}
 			if err := d.deliverOnce(ctx, p.Warning, t); err != nil {
+				d.requeue(ctx, key, append(entries[i:], digestRaw...))
 				return err
 			}
 		}
 		if len(digest) > 0 {
 			if _, err := d.deliver(ctx, d.message(digest, dt), digest); err != nil {
+				d.requeue(ctx, key, digestRaw)
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// requeue puts messages taken by an interrupted Flush back, due at once, so
+// a shutdown mid-flush loses none (an address already served is skipped on
+// the next flush by its sent marker).
+func (d *Dispatcher) requeue(ctx context.Context, key string, entries []string) {
+	if len(entries) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	args := make([]any, len(entries))
+	for i, e := range entries {
+		args[i] = e
+	}
+	pipe := d.rdb.TxPipeline()
+	pipe.RPush(ctx, key, args...)
+	pipe.ZAddNX(ctx, dueKey, redis.Z{Score: float64(d.now().UnixMilli()), Member: key})
+	if _, err := pipe.Exec(ctx); err != nil {
+		d.logger.Error("requeueing held notifications failed; they are lost", "messages", len(entries), "err", err)
+	}
 }
 
 // message renders one warning, or a digest of several, for a target.

@@ -523,3 +523,37 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
 }
+
+func TestFlushInterruptedByShutdownKeepsHeldMessages(t *testing.T) {
+	rdb := redisClient(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // the server notices a closed connection only after the body
+		cancel()                           // shutdown arrives while the receiver is answering
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Second):
+		}
+	}))
+	defer srv.Close()
+	now := time.Date(2025, 3, 3, 23, 0, 0, 0, time.UTC)
+	d := webhookDispatcher(t, rdb, []Route{{To: []string{srv.URL}, Channel: ChannelWebhook}},
+		WithClock(func() time.Time { return now }))
+	d.cfg.quietStart, d.cfg.quietEnd = 22*60, 7*60
+	w := warning("s1", "study", "red", "raised")
+	if err := d.Notify(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(9 * time.Hour)
+	if err := d.Flush(ctx); err == nil {
+		t.Fatal("interrupted flush returned nil")
+	}
+	key := pendingKey(ChannelWebhook, srv.URL)
+	if n, _ := rdb.LLen(context.Background(), key).Result(); n != 1 {
+		t.Fatalf("%d held messages after the interrupted flush, want 1", n)
+	}
+	if n, _ := rdb.ZCard(context.Background(), dueKey).Result(); n != 1 {
+		t.Fatalf("due index has %d keys, want 1", n)
+	}
+}
