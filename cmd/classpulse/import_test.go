@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -69,5 +73,50 @@ func TestImportCommand(t *testing.T) {
 	}
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Valid != 2 {
 		t.Fatalf("report %s: %v", out.String(), err)
+	}
+}
+
+func TestXAPICommandServesTheEndpoint(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	secret := "moodle-secret-0123456789"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runXAPI(ctx, []string{"--brokers", b.Addr(), "--listen", addr, "--xapi-sources", "moodle=" + secret})
+	}()
+	stmt := `{"id":"st-1","actor":{"account":{"homePage":"https://lms","name":"s1"}},` +
+		`"verb":{"id":"http://adlnet.gov/expapi/verbs/attempted"},` +
+		`"object":{"id":"https://lms/quiz/1","definition":{"type":"http://adlnet.gov/expapi/activities/assessment"}},` +
+		`"context":{"contextActivities":{"parent":{"id":"https://lms/course/view.php?id=LAW1","definition":{"type":"http://adlnet.gov/expapi/activities/course"}}}}}`
+	var resp *http.Response
+	testenv.WaitFor(t, 10*time.Second, "xapi endpoint answering", func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+ingest.XAPIPath, strings.NewReader(stmt))
+		req.SetBasicAuth("moodle", ingest.SourceToken("moodle", secret))
+		var err error
+		resp, err = http.DefaultClient.Do(req)
+		return err == nil
+	})
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"accepted":1`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	m, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	if !strings.Contains(string(mb), `classpulse_ingest_xapi_statements_total{outcome="accepted",source="moodle"} 1`) {
+		t.Fatalf("metrics lack the accepted statement:\n%s", mb)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("xapi returned %v after cancel", err)
 	}
 }
