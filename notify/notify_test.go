@@ -557,3 +557,23 @@ func TestFlushInterruptedByShutdownKeepsHeldMessages(t *testing.T) {
 		t.Fatalf("due index has %d keys, want 1", n)
 	}
 }
+
+func TestLoadConfigReadsTheDocumentedExample(t *testing.T) {
+	cfg, err := LoadConfig("testdata/routes.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Brokers, cfg.WebhookSecret = []string{"b:9092"}, hookSecret
+	cfg.applyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Routes) != 4 || time.Duration(cfg.DigestInterval) != time.Hour || cfg.quietStart != 22*60 || cfg.Routes[0].States[0] != "raised" {
+		t.Fatalf("config %+v", cfg)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"routes":[],"quiet_hours":"22-7"}`), 0o600)
+	if _, err := LoadConfig(bad); err == nil || !strings.Contains(err.Error(), "quiet_hours") {
+		t.Fatalf("unknown field accepted: %v", err)
+	}
+}
