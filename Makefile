@@ -41,6 +41,7 @@ fuzz:
 		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody \
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest \
 		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./stream/replay:FuzzParseLine \
+		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \
 		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		log=$$(mktemp); echo "fuzz $$pkg $$fn"; \
 		if ! $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >$$log 2>&1; then tail -40 $$log; rm -f $$log; exit 1; fi; \

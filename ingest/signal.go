@@ -12,7 +12,7 @@ import (
 // campus-card spending, dormitory access, activity participation), keyed by
 // student. It is not yet in stream.AllTopics; operators create it with the
 // others (docs/ingest.md).
-const TopicSignals = "classpulse.signals.v1"
+const TopicSignals = stream.TopicSignals
 
 // SignalsKey is the Redis sorted set that mirrors a student's signals for
 // rules to read: score = event time in Unix milliseconds, member = the

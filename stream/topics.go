@@ -11,6 +11,9 @@ const (
 	TopicInterventions = "classpulse.interventions.v1"
 	TopicTiles         = "classpulse.tiles.v1"
 	TopicDLQ           = "classpulse.dlq.v1"
+	// TopicSignals carries generic campus signals (library visits, card
+	// spending, dormitory access, activities) imported by `classpulse import`.
+	TopicSignals = "classpulse.signals.v1"
 )
 
 // InputTopics are the topics the per-student processor consumes.
@@ -20,5 +23,5 @@ var InputTopics = []string{TopicScores, TopicClicks, TopicGrades, TopicConsent}
 // order, for creating them on an embedded or real cluster.
 var AllTopics = []string{
 	TopicScores, TopicClicks, TopicGrades, TopicConsent,
-	TopicWarnings, TopicInterventions, TopicTiles, TopicDLQ, TopicAudit,
+	TopicWarnings, TopicInterventions, TopicTiles, TopicDLQ, TopicAudit, TopicSignals,
 }
