@@ -44,6 +44,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	redisAddr := fs.String("redis", "", "redis-server host:port to write to; it must be empty (FLUSHALL is run). Default: start a redis-server child on a free port")
 	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
+	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
 	latencySeconds := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
 	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")
@@ -96,7 +97,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	// Phase 1: pre-produce every event, then time how fast the processor
 	// drains them.
 	start := time.Now()
-	if err := gen.produce(ctx, prod, *events, time.Now().Add(-time.Duration(*events / *students + 1)*time.Second)); err != nil {
+	gen.base = time.Now().Add(-time.Duration(*events / *students + 1) * time.Second)
+	if err := gen.produce(ctx, prod, *events); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "produced events=%d seconds=%.1f\n", *events, time.Since(start).Seconds())
@@ -130,7 +132,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, NoClassStage: !*classStage},
+	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, NoClassStage: !*classStage},
 		store, rules.NewHolder(rules.DefaultPolicy()), prod, logger, reg, processor.WithBatchHook(hook))
 	if err != nil {
 		return err
@@ -216,6 +218,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 // benchGen makes a realistic mix: per-second score events of a live class
 // and study clicks, students round-robin so every partition is busy.
 type benchGen struct {
+	// base is the ts of every student's first second; each score moves its
+	// student one second on, in both phases, as a live class does.
+	base                 time.Time
 	students, clickEvery int
 	next                 int
 	sec                  []int64 // per student: seconds already used
@@ -225,20 +230,15 @@ func newBenchGen(students, clickEvery int) *benchGen {
 	return &benchGen{students: students, clickEvery: clickEvery, sec: make([]int64, students)}
 }
 
-// message returns the next event as a Kafka message stamped with at. Its
-// ts is base plus the student's own second counter, or at when base is zero
-// (the paced phase, where events are live).
-func (g *benchGen) message(base time.Time, at time.Time) (kafka.Message, error) {
+// message returns the next event as a Kafka message stamped with at (the
+// latency is measured from it); its ts is base plus the student's own
+// second counter.
+func (g *benchGen) message(at time.Time) (kafka.Message, error) {
 	i := g.next
 	g.next++
 	s := i % g.students
 	id := "bench-" + strconv.Itoa(s)
-	ts := func() time.Time {
-		if base.IsZero() {
-			return at
-		}
-		return base.Add(time.Duration(g.sec[s]) * time.Second)
-	}
+	ts := func() time.Time { return g.base.Add(time.Duration(g.sec[s]) * time.Second) }
 	var e stream.Event
 	if g.clickEvery > 0 && i%g.clickEvery == g.clickEvery-1 {
 		e = &stream.Click{Header: stream.NewHeader(id, ts()), Course: "course-" + strconv.Itoa(s%7),
@@ -259,16 +259,15 @@ func (g *benchGen) message(base time.Time, at time.Time) (kafka.Message, error) 
 	return kafka.Message{Topic: e.Topic(), Key: []byte(id), Value: b, Time: at}, nil
 }
 
-// produce publishes n events as fast as the broker takes them, their
-// timestamps starting at base, one second apart per student.
-func (g *benchGen) produce(ctx context.Context, prod *stream.Producer, n int, base time.Time) error {
+// produce publishes n events as fast as the broker takes them.
+func (g *benchGen) produce(ctx context.Context, prod *stream.Producer, n int) error {
 	const chunk = 10_000
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.SetLimit(4)
 	for done := 0; done < n; done += chunk {
 		msgs := make([]kafka.Message, 0, chunk)
 		for j := done; j < min(done+chunk, n); j++ {
-			m, err := g.message(base, time.Now())
+			m, err := g.message(time.Now())
 			if err != nil {
 				return err
 			}
@@ -280,7 +279,7 @@ func (g *benchGen) produce(ctx context.Context, prod *stream.Producer, n int, ba
 }
 
 // paced publishes n events at rate per second, each stamped with the time
-// it was handed to the producer and carrying that time as its ts.
+// it was handed to the producer.
 func (g *benchGen) paced(ctx context.Context, prod *stream.Producer, n int, rate float64) error {
 	start := time.Now()
 	eg, ectx := errgroup.WithContext(ctx)
@@ -294,7 +293,7 @@ func (g *benchGen) paced(ctx context.Context, prod *stream.Producer, n int, rate
 		now := time.Now()
 		msgs := make([]kafka.Message, 0, due-sent)
 		for ; sent < due; sent++ {
-			m, err := g.message(time.Time{}, now)
+			m, err := g.message(now)
 			if err != nil {
 				return err
 			}

@@ -45,6 +45,11 @@ type Config struct {
 	// MaxBatch is the most messages applied in one pipelined round.
 	// Default 500.
 	MaxBatch int
+	// Members is how many members of the group this process runs. Each
+	// owns its own partitions, so one student's events stay in order,
+	// while one member's Go work (decoding, rules, publishing) overlaps
+	// another's Redis round trip. Default 1.
+	Members int
 	// MaxSkew is how far in the future an event's timestamp may lie before
 	// it is refused as clock-skewed. Default 5m.
 	MaxSkew time.Duration
@@ -76,6 +81,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxBatch <= 0 {
 		c.MaxBatch = 500
+	}
+	if c.Members <= 0 {
+		c.Members = 1
 	}
 	if c.MaxSkew <= 0 {
 		c.MaxSkew = 5 * time.Minute
@@ -167,14 +175,16 @@ func (p *Processor) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	students, err := stream.NewConsumer(stream.ConsumerConfig{
-		Brokers: p.cfg.Brokers, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
-	}, p.HandleBatch, p.logger)
-	if err != nil {
-		return err
-	}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return students.Run(gctx) })
+	for i := 0; i < p.cfg.Members; i++ {
+		students, err := stream.NewConsumer(stream.ConsumerConfig{
+			Brokers: p.cfg.Brokers, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
+		}, p.HandleBatch, p.logger)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return students.Run(gctx) })
+	}
 	g.Go(func() error {
 		// A member that lost every partition gets no batch that would
 		// expire their series, so a ticker expires them too.
