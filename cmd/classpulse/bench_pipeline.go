@@ -46,7 +46,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
-	latencySeconds := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
+	latencyFor := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
 	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")
 	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
@@ -106,13 +106,16 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	var (
 		seen       atomic.Int64
 		firstBatch atomic.Int64 // unix nanos of the first applied batch
+		firstN     atomic.Int64 // its size
 		lastBatch  atomic.Int64
 		phase2     atomic.Int64 // unix nanos: messages produced after it count for latency
 		mu         sync.Mutex
 		lats       []float64
 	)
 	hook := func(batch []stream.Message, done time.Time) {
-		firstBatch.CompareAndSwap(0, done.UnixNano())
+		if firstBatch.CompareAndSwap(0, done.UnixNano()) {
+			firstN.Store(int64(len(batch)))
+		}
 		lastBatch.Store(done.UnixNano())
 		seen.Add(int64(len(batch)))
 		p2 := phase2.Load()
@@ -175,7 +178,10 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	// consumer group is not counted; that first batch's messages are then
 	// not counted either.
 	drain := time.Duration(lastBatch.Load() - firstBatch.Load())
-	rate := float64(*events-*maxBatch) / drain.Seconds()
+	if drain <= 0 {
+		return fmt.Errorf("bench pipeline: all %d events came in one batch; use more --events than --max-batch", *events)
+	}
+	rate := float64(int64(*events)-firstN.Load()) / drain.Seconds()
 	if *cpuProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -184,7 +190,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	// Phase 2: paced at half the saturated rate; latency is produce → the
 	// batch's full effect (state applied, warnings and tiles published).
 	pace := rate / 2
-	n2 := int(pace * latencySeconds.Seconds())
+	n2 := int(pace * latencyFor.Seconds())
 	phase2.Store(time.Now().UnixNano())
 	before := seen.Load()
 	if err := gen.paced(ctx, prod, n2, pace); err != nil {

@@ -116,7 +116,6 @@ type Processor struct {
 	now     func() time.Time
 	ran     atomic.Bool
 	ready   atomic.Bool
-	lastErr atomic.Value
 	lagMu   sync.Mutex
 	lagSeen map[lagKey]time.Time // last batch per partition, to expire series
 	// hook, when set, sees every batch after it had its full effect.
@@ -238,7 +237,6 @@ type outputs struct {
 	events   []stream.Event // to Kafka: warnings, tiles, dead letters
 	warnings []*stream.Warning
 	opens    map[string][]byte // student → open-warnings document to save
-	tiles    []*stream.Tile
 }
 
 // flush publishes to Kafka first, then mirrors warnings into the live feed
