@@ -196,6 +196,35 @@ func TestRedisDownTenSecondsLosesAndDoublesNothing(t *testing.T) {
 	}
 }
 
+func TestStopDuringRedisOutageCommitsNothingUnapplied(t *testing.T) {
+	in := startInfra(t, "--appendonly", "yes", "--appendfsync", "always")
+	const students, n = 10, 1000
+	first := newMember(t, in.broker.Addr(), in.rdb, in.prod, processor.Config{MaxBatch: 50, Group: "ops-outage"})
+	first.run(t)
+	ctx := context.Background()
+	studyClicks(t, ctx, in.prod, students, n/2, 50, 0)
+	waitTotal(t, in.rdb, students, n/10, 60*time.Second)
+	in.redis.Stop()
+	// Events keep arriving while Redis is down; the member fails to apply
+	// its batch, retries, and is stopped in the middle of it: the batch is
+	// abandoned after the shutdown grace, and its offsets must stay
+	// uncommitted.
+	studyClicks(t, ctx, in.prod, students, n-n/2, 50, 0)
+	time.Sleep(time.Second)
+	first.stop()
+	if err := in.redis.Start(); err != nil {
+		t.Fatal(err)
+	}
+	second := newMember(t, in.broker.Addr(), in.rdb, in.prod, processor.Config{MaxBatch: 50, Group: "ops-outage"})
+	second.run(t)
+	waitTotal(t, in.rdb, students, n, 60*time.Second)
+	second.stop()
+	checkExactTotals(t, in.rdb, students, n)
+	if got := first.outcome(t, "applied") + second.outcome(t, "applied"); got != n {
+		t.Errorf("applied %d in all, want exactly %d", got, n)
+	}
+}
+
 func TestSecondMemberTakesOverStoppedMembersPartitions(t *testing.T) {
 	in := startInfra(t)
 	const students, n = 40, 3000
