@@ -59,6 +59,18 @@ local function pack(v)
   return string.format(FMT, unpack(v, 1, NV))
 end
 
+-- parseBucket reads "<second> <NV numbers>" in one match; it returns nil
+-- unless the bucket holds second want (a slot is reused every H seconds).
+local BPAT = '^(%-?%d+) ' .. string.sub(PAT, 2)
+local function parseBucket(b, want)
+  if not b then return nil end
+  local v = {string.match(b, BPAT)}
+  if #v ~= NV + 1 or tonumber(v[1]) ~= want then return nil end
+  table.remove(v, 1)
+  for i = 1, NV do v[i] = tonumber(v[i]) or 0 end
+  return v
+end
+
 local function academic(status)
   return {status,
     redis.call('HGETALL', KEYS[3]),
@@ -120,14 +132,11 @@ if kind == 'score' then
     end
     if #fields > 0 then
       local got = redis.call('HMGET', KEYS[2], unpack(fields))
-      for k, b in ipairs(got) do
-        if b then
-          local sec, rest = string.match(b, '^(%-?%d+) (.*)$')
-          if tonumber(sec) == want[k][2] then
-            local bv = parse(rest)
-            local sw = sums[want[k][1]]
-            for j = 1, NV do sw[j] = sw[j] - bv[j] end
-          end
+      for k = 1, #fields do
+        local bv = parseBucket(got[k] or nil, want[k][2])
+        if bv then
+          local sw = sums[want[k][1]]
+          for j = 1, NV do sw[j] = sw[j] - bv[j] end
         end
       end
     end
@@ -135,12 +144,7 @@ if kind == 'score' then
     set[#set + 1] = 'h'; set[#set + 1] = head
   end
   -- Add this second to its bucket and to every window that covers it.
-  local bv = nil
-  if cur[8] then
-    local sec, rest = string.match(cur[8], '^(%-?%d+) (.*)$')
-    if tonumber(sec) == t then bv = parse(rest) end
-  end
-  if not bv then bv = parse(nil) end
+  local bv = parseBucket(cur[8] or nil, t) or zeros()
   for j = 1, NV do bv[j] = bv[j] + v[j] end
   set[#set + 1] = slot; set[#set + 1] = t .. ' ' .. pack(bv)
   local out = {}
