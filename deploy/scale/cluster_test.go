@@ -32,6 +32,11 @@ type noTerm struct{}
 
 func (noTerm) PeriodAt(time.Time) (string, string, bool) { return "", "", false }
 
+func (noTerm) WeekKey(t time.Time) string {
+	y, w := t.ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
+
 func scoreOps(students, partitions int, now time.Time) []state.Op {
 	ops := make([]state.Op, 0, students)
 	next := make([]int64, partitions)
