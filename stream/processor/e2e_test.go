@@ -332,3 +332,46 @@ func counterWith(t *testing.T, g prometheus.Gatherer, name, want string) prometh
 	c.Add(sum)
 	return c
 }
+
+func TestEUJurisdictionSendsEmotionScoresToTheDLQ(t *testing.T) {
+	broker, r := testenv.StartBroker(t, 2), testenv.StartRedis(t)
+	rdb := r.Client(t)
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker.Addr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prod.Close()
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}, Jurisdiction: stream.JurisdictionEU}, store,
+		rules.NewHolder(rules.DefaultPolicy()), prod, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	plain := &stream.Score{Header: stream.NewHeader("eu-1", now), Session: "S", Course: "calculus", WindowMS: 1000, Frames: 10,
+		FaceRatio: 1, Attention: 0.8, Model: "t"}
+	withEmotion := *plain
+	withEmotion.Header = stream.NewHeader("eu-2", now)
+	withEmotion.Learning = &stream.Learning{Engaged: 0.9}
+	var batch []stream.Message
+	for i, e := range []stream.Event{plain, &withEmotion} {
+		b, _ := stream.Encode(e)
+		batch = append(batch, stream.Message{Topic: stream.TopicScores, Offset: int64(i), Value: b})
+	}
+	if err := proc.HandleBatch(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := rdb.Exists(context.Background(), state.LiveKey("eu-1")).Result(); n != 1 {
+		t.Error("a score without emotion fields was not applied under eu")
+	}
+	if n, _ := rdb.Exists(context.Background(), state.LiveKey("eu-2")).Result(); n != 0 {
+		t.Error("a score with learning emotions was applied under eu")
+	}
+	if got := testutil.ToFloat64(counterWith(t, reg, "classpulse_dlq_events_total", "")); got != 1 {
+		t.Fatalf("DLQ count %v, want 1", got)
+	}
+}

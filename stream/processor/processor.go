@@ -62,6 +62,10 @@ type Config struct {
 	// NoClassStage turns the class stage off (for a pod that should only
 	// run the per-student stage). Default false.
 	NoClassStage bool
+	// Jurisdiction is the legal profile of the deployment (stream.Jurisdictions);
+	// under "eu" a score carrying emotion fields goes to the DLQ. Default
+	// "default": every inference the student consented to.
+	Jurisdiction string
 	// LagExpiry is how long a partition's consumer-lag series stays
 	// exported without a batch from it: after a rebalance a partition this
 	// member no longer owns must not keep reporting a stale lag. Default 30s.

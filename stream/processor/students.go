@@ -49,6 +49,9 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 		if err == nil {
 			err = p.checkTime(e, now)
 		}
+		if err == nil {
+			err = stream.CheckJurisdiction(e, p.cfg.Jurisdiction)
+		}
 		if err != nil {
 			if publish {
 				p.deadLetter(out, m, err)
