@@ -33,7 +33,9 @@ test: test-deps models deploy-check
 	$(MAKE) --no-print-directory fuzz
 
 # Every fuzz target of outside input, briefly (FUZZTIME each); corpora live
-# in each package's testdata/fuzz.
+# in each package's testdata/fuzz. Go's fuzzer sometimes reports its own
+# time limit as "context deadline exceeded" without a failing input; such a
+# run is repeated, while a real finding (a failing input) fails at once.
 fuzz:
 	@set -e; for spec in \
 		./stream:FuzzDecode \
@@ -44,5 +46,11 @@ fuzz:
 		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \
 		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		log=$$(mktemp); echo "fuzz $$pkg $$fn"; \
-		if ! $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >$$log 2>&1; then tail -40 $$log; rm -f $$log; exit 1; fi; \
+		ok=0; for try in 1 2 3; do \
+			if $(GO) test $$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >$$log 2>&1; then ok=1; break; fi; \
+			grep -qi "failing input" $$log && break; \
+			grep -q "context deadline exceeded" $$log || break; \
+			echo "  (the fuzzing engine's own deadline race, not a finding: again)"; \
+		done; \
+		if [ $$ok = 0 ]; then tail -40 $$log; rm -f $$log; exit 1; fi; \
 		rm -f $$log; done
