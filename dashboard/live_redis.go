@@ -52,11 +52,11 @@ func (a streamID) String() string {
 }
 
 // streamTail follows one Redis stream with XREAD BLOCK and hands every
-// entry's "e" field to fn, in order. It starts after the last entry present
-// when it starts, survives Redis restarts (including a restart that lost the
+// entry's "e" field to fn, in order. It starts after from (when empty,
+// after the last entry present when it starts), survives Redis restarts (including a restart that lost the
 // stream, whose ids then start again from zero) and returns when ctx ends.
-func streamTail(ctx context.Context, rdb redis.UniversalClient, key string, logger *slog.Logger, onErr func(), fn func(id string, e []byte)) {
-	last := ""
+func streamTail(ctx context.Context, rdb redis.UniversalClient, key, from string, logger *slog.Logger, onErr func(), fn func(id string, e []byte)) {
+	last := from
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if last == "" {

@@ -204,6 +204,12 @@ func (s *Server) Run(ctx context.Context) error {
 		s.logger.Warn("no --token-keys given: tokens are signed with a key that lives only in this process")
 	}
 	s.logger.Info("dashboard listening", "addr", ln.Addr().String())
+	// The live tails start at the stream heads read now, before Started, so
+	// an entry added after the server reported itself started is always
+	// pushed live (not skipped as "already there" by a late first read).
+	// On an error the tail reads the head itself, as after a Redis restart.
+	warnHead, _ := lastStreamID(ctx, s.rdb, LiveWarnings)
+	stepHead, _ := lastStreamID(ctx, s.rdb, LiveInterventions)
 	close(s.started)
 
 	srv := &http.Server{
@@ -235,11 +241,11 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	onErr := func() { s.metrics.redisErrors.Inc() }
 	g.Go(func() error {
-		streamTail(gctx, s.rdb, LiveWarnings, s.logger, onErr, func(id string, e []byte) { s.hub.onWarning(gctx, id, e) })
+		streamTail(gctx, s.rdb, LiveWarnings, warnHead, s.logger, onErr, func(id string, e []byte) { s.hub.onWarning(gctx, id, e) })
 		return nil
 	})
 	g.Go(func() error {
-		streamTail(gctx, s.rdb, LiveInterventions, s.logger, onErr, func(id string, e []byte) { s.hub.onIntervention(gctx, id, e) })
+		streamTail(gctx, s.rdb, LiveInterventions, stepHead, s.logger, onErr, func(id string, e []byte) { s.hub.onIntervention(gctx, id, e) })
 		return nil
 	})
 	g.Go(func() error { s.followTiles(gctx); return nil })
