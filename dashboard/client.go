@@ -30,6 +30,7 @@ const (
 	reasonMalformed = "malformed"
 	reasonShutdown  = "shutdown"
 	reasonError     = "error"
+	reasonRevoked   = "revoked"
 )
 
 func splitChannel(ch string) (kind, arg string) {
@@ -223,14 +224,30 @@ func (c *client) readLoop(ctx context.Context) {
 
 // refuse closes the connection with a status and reason the client sees.
 func (c *client) refuse(code websocket.StatusCode, reason string) {
+	c.closeWith(reasonMalformed, code, reason, false)
+}
+
+// closeWith disconnects the client with a close handshake carrying code
+// and reason (cut to what a close frame holds); label is the disconnects
+// metric reason. In the background, the handshake (bounded to a few
+// seconds by the library) does not hold up the caller. It reports whether
+// this call closed the client (false: it was already going).
+func (c *client) closeWith(label string, code websocket.StatusCode, reason string, background bool) bool {
+	closed := false
 	c.killOnce.Do(func() {
-		c.reason = reasonMalformed
+		closed = true
+		c.reason = label
 		close(c.dead)
 		if len(reason) > 120 {
 			reason = reason[:120]
 		}
-		_ = c.conn.Close(code, reason)
+		if background {
+			go func() { _ = c.conn.Close(code, reason) }()
+		} else {
+			_ = c.conn.Close(code, reason)
+		}
 	})
+	return closed
 }
 
 type ackFrame struct {

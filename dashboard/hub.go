@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/stream"
+	"github.com/coder/websocket"
 )
 
 // hub routes the live feed to connected clients. It holds the subscription
@@ -145,6 +146,39 @@ func (h *hub) watchdog(ctx context.Context, pingEvery time.Duration) {
 			}
 		}
 	}
+}
+
+// CloseSessionsOf closes every open WebSocket of the user subject (the
+// sub claim of the token the connection was opened with, Principal.Subject)
+// and returns how many it closed. Each client receives close status 1008
+// (policy violation) with reason as its close reason (cut to 120 bytes;
+// keep it short and free of secrets, e.g. "token revoked"), and is counted
+// under classpulse_dashboard_websocket_disconnects_total{reason="revoked"}.
+// It does not wait for the close handshakes (each bounded to a few seconds
+// by the WebSocket library) and never blocks on a slow client. It is safe
+// to call from any goroutine at any time, including before Run or after
+// shutdown (it then returns 0). Token revocation calls it; a connection the
+// user opens afterwards is refused or accepted by authentication as usual.
+func (s *Server) CloseSessionsOf(subject, reason string) int {
+	h := s.hub
+	h.mu.RLock()
+	var cs []*client
+	for c := range h.clients {
+		if c.p.Subject == subject {
+			cs = append(cs, c)
+		}
+	}
+	h.mu.RUnlock()
+	n := 0
+	for _, c := range cs {
+		if c.closeWith(reasonRevoked, websocket.StatusPolicyViolation, reason, true) {
+			n++
+		}
+	}
+	if n > 0 {
+		s.logger.Info("closed the WebSockets of a user", "sub", subject, "closed", n, "reason", reason)
+	}
+	return n
 }
 
 // closeAll disconnects every client at shutdown.

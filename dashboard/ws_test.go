@@ -2,11 +2,13 @@ package dashboard
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/coder/websocket"
 	"github.com/redis/go-redis/v9"
@@ -224,4 +226,50 @@ func TestSlowClientIsDroppedWithoutDelayingOthers(t *testing.T) {
 	if v := counterValue(t, h.reg, "classpulse_dashboard_websocket_disconnects_total", "reason", "slow"); v < 1 {
 		t.Fatalf("slow client not dropped (disconnects{reason=slow} = %v)", v)
 	}
+}
+
+func TestCloseSessionsOfClosesOnlyThatUsersWebSockets(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	dialAs := func(sub string) *websocket.Conn {
+		c, _, err := h.dial(h.token(Claims{Subject: sub, Role: RoleInstructor, Classes: []string{"S1"}}), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(t, c, map[string]any{"op": "subscribe", "channel": "warnings"})
+		next(t, c, "subscribed", 5*time.Second)
+		return c
+	}
+	revoked := []*websocket.Conn{dialAs("u1"), dialAs("u1")}
+	other := dialAs("u2")
+
+	for _, tc := range []struct {
+		subject string
+		want    int
+	}{
+		{"nobody", 0},
+		{"u1", 2},
+		{"u1", 0}, // already closed
+	} {
+		if got := h.srv.CloseSessionsOf(tc.subject, "token revoked"); got != tc.want {
+			t.Fatalf("CloseSessionsOf(%q) = %d, want %d", tc.subject, got, tc.want)
+		}
+	}
+	for i, c := range revoked {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		var err error
+		for err == nil {
+			_, _, err = c.Read(ctx)
+		}
+		cancel()
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != websocket.StatusPolicyViolation || ce.Reason != "token revoked" {
+			t.Fatalf("session %d of u1 ended with %v, want close 1008 \"token revoked\"", i, err)
+		}
+	}
+	// Another user's session is untouched and still served.
+	send(t, other, map[string]any{"op": "ping"})
+	next(t, other, "pong", 5*time.Second)
+	testenv.WaitFor(t, 5*time.Second, "revoked disconnects counted", func() bool {
+		return counterValue(t, h.reg, "classpulse_dashboard_websocket_disconnects_total", "reason", "revoked") == 2
+	})
 }
