@@ -51,6 +51,18 @@ func pct(share float64) string {
 	return string(append(appendNum(buf[:0], v), " %"...))
 }
 
+// pctBelow formats share, which lies below limit, so that it never reads
+// as the limit itself: whole percentages, unless rounding would make them
+// meet the limit's, then tenths rounded down ("24.9 %" under "25 %").
+func pctBelow(share, limit float64) string {
+	if share >= limit || math.Round(share*100) < math.Round(limit*100) {
+		return pct(share)
+	}
+	v := math.Floor(share*1000) / 10
+	var buf [24]byte
+	return string(append(appendNum(buf[:0], v), " %"...))
+}
+
 // hours formats hours with one decimal at most, "8.5 h".
 func hours(h float64) string {
 	var buf [24]byte

@@ -20,7 +20,7 @@ func (e *evaluator) live() {
 				level, limit = stream.LevelRed, t.Red
 			}
 			e.add(RuleAttentionLow, FamilyLive, stream.CategoryEngagement, level, l.Course,
-				"Attention "+pct(v)+" over the last "+windowWords(t.Window)+" (below "+pct(limit)+")",
+				"Attention "+pctBelow(v, limit)+" over the last "+windowWords(t.Window)+" (below "+pct(limit)+")",
 				map[string]float64{"attention": round3(v), "limit": limit, "samples": float64(n)})
 		}
 	}

@@ -452,6 +452,9 @@ func TestNumberFormatting(t *testing.T) {
 		{num(10), "10"}, {num(8.25), "8.3"}, {num(0.04), "0"}, {num(-2.5), "-2.5"}, {num(0.96), "1"},
 		{hours(27.5), "27.5 h"}, {pct(0.41), "41 %"}, {pct(0.999), "99 %"}, {pct(1), "100 %"}, {pct(2.0 / 3), "67 %"},
 		{num(1e300), "1e+300"},
+		// A share under its limit never reads as the limit.
+		{pctBelow(0.2496, 0.25), "24.9 %"}, {pctBelow(0.2, 0.25), "20 %"}, {pctBelow(0.2499999, 0.25), "24.9 %"},
+		{pctBelow(0.154, 0.155), "15 %"}, {pctBelow(0.1549, 0.155), "15 %"},
 	}
 	for _, c := range cases {
 		if c.got != c.want {
