@@ -37,6 +37,9 @@ type Policy struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Custom lists the school's own rules as CEL expressions.
 	Custom []CustomRule `yaml:"custom"`
+	// Playbooks are the help-plan playbooks per category and level
+	// (playbook.go).
+	Playbooks []Playbook `yaml:"playbooks"`
 
 	// Source names where the policy came from (file name or "default").
 	Source string `yaml:"-"`

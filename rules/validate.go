@@ -21,6 +21,7 @@ func (p *Policy) validate(v *validator) {
 	p.validateCalendar(v)
 	p.validateCourses(v)
 	p.validateRules(v)
+	p.validatePlaybooks(v)
 }
 
 func (p *Policy) validateCalendar(v *validator) {
