@@ -39,7 +39,12 @@ func consentAsk(ctx context.Context, args []string) error {
 		}
 		a = strings.TrimSpace(line)
 	}
-	rec := consent.Record{Student: c.student, PolicyVersion: consent.PolicyVersion, Guardian: *guardian, At: time.Now().UTC()}
+	now := time.Now().UTC()
+	l, err := c.learner(now)
+	if err != nil {
+		return err
+	}
+	rec := consent.Record{Student: c.student, PolicyVersion: consent.PolicyVersion, Guardian: *guardian, At: now}
 	switch a {
 	case "camera":
 		rec.Camera = true
@@ -48,6 +53,13 @@ func consentAsk(ctx context.Context, args []string) error {
 	case "no":
 	default:
 		return fmt.Errorf("answer %q: use camera, camera+emotion or no", a)
+	}
+	// Declining needs nobody's permission; a minor's grant needs a guardian.
+	// Nothing is recorded or published when it is refused.
+	if rec.Camera {
+		if err := rec.CheckCapture(l, now); err != nil {
+			return fmt.Errorf("%w (give the answering guardian's id with --guardian)", err)
+		}
 	}
 	return recordAndPublish(ctx, &c, rec)
 }
@@ -113,6 +125,6 @@ func recordAndPublish(ctx context.Context, c *common, rec consent.Record) error 
 	if n := sp.Pending(); n > 0 {
 		state = fmt.Sprintf("kept in the spool (%d events; broker unreachable, sent on the next run)", n)
 	}
-	fmt.Printf("consent recorded: camera=%v emotion=%v; %s\n", rec.Camera, rec.Emotion, state)
+	fmt.Printf("consent recorded: camera=%v emotion=%v answered_by=%s policy=%s; %s\n", rec.Camera, rec.Emotion, rec.AnsweredBy(), rec.PolicyVersion, state)
 	return nil
 }

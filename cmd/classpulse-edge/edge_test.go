@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"image"
 	"io/fs"
 	"os"
@@ -18,6 +20,7 @@ import (
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/vision"
+	"github.com/classpulse/classpulse/vision/consent"
 	"github.com/classpulse/classpulse/vision/models"
 )
 
@@ -328,4 +331,85 @@ func TestRevokeStopsARunningCapture(t *testing.T) {
 		t.Error("the camera revocation was not published")
 	}
 	noImagesOrDumps(t, state)
+}
+
+// TestMinorCaptureNeedsGuardianConsent runs `consent` and `run` for a
+// student under 14 (by birth date, by the roster flag, by its environment
+// variable): a student's own answer is refused at `consent`, a student's
+// answer recorded earlier does not let `run` start, and nothing reaches the
+// broker until a guardian has answered. With the guardian's answer the
+// capture runs and every published consent names the guardian.
+func TestMinorCaptureNeedsGuardianConsent(t *testing.T) {
+	thirteen := time.Now().AddDate(-13, 0, 0).Format(time.DateOnly)
+	tests := []struct {
+		name    string
+		env     map[string]string
+		age     []string // flags saying how old the student is
+		ownWant error    // the student's own `consent --answer camera`
+	}{
+		{"birth date", nil, []string{"--birth-date", thirteen}, consent.ErrGuardianRequired},
+		{"roster flag", nil, []string{"--minor-under-14"}, consent.ErrGuardianRequired},
+		{"environment", map[string]string{"CLASSPULSE_MINOR_UNDER_14": "true"}, nil, consent.ErrGuardianRequired},
+	}
+	clip := writeClip(t, 1, 15)
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			b := testenv.StartBroker(t, 1)
+			state := t.TempDir()
+			student := fmt.Sprintf("minor-%d", i)
+			ctx := context.Background()
+			err := consentAsk(ctx, edgeArgs(b.Addr(), state, student, append(tc.age, "--answer", "camera")...))
+			if !errors.Is(err, tc.ownWant) {
+				t.Fatalf("own answer of a minor: err = %v, want %v", err, tc.ownWant)
+			}
+			if _, err := os.Stat(filepath.Join(state, "consent.json")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("a refused answer was recorded: %v", err)
+			}
+			// An answer the student gave before the edge knew the age
+			// (recorded without the age flags) does not let capture start.
+			if err := consentAsk(ctx, edgeArgs(b.Addr(), state, student, "--answer", "camera")); err != nil && tc.env == nil {
+				t.Fatal(err)
+			}
+			if tc.env != nil {
+				// The environment says minor for every command: write the
+				// student's own answer directly.
+				if err := consent.Save(filepath.Join(state, "consent.json"), consent.Record{Student: student,
+					PolicyVersion: consent.PolicyVersion, Camera: true, At: time.Now()}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			runArgs := edgeArgs(b.Addr(), state, student, append(tc.age, "--session", "m1", "--course", "C1",
+				"--source", clip, "--model-dir", modelDir)...)
+			if err := runCapture(ctx, runArgs); !errors.Is(err, vision.ErrNoConsent) || !strings.Contains(err.Error(), "under 14") {
+				t.Fatalf("run of a minor on the student's own consent: err = %v, want a guardian refusal", err)
+			}
+			if n := len(readAll(t, b.Addr())[stream.TopicScores]); n != 0 {
+				t.Fatalf("%d scores published for a minor without guardian consent", n)
+			}
+			if err := consentAsk(ctx, edgeArgs(b.Addr(), state, student, append(tc.age, "--answer", "camera", "--guardian", "g-"+student)...)); err != nil {
+				t.Fatalf("guardian's answer: %v", err)
+			}
+			if err := runCapture(ctx, runArgs); err != nil {
+				t.Fatalf("run with guardian consent: %v", err)
+			}
+			msgs := readAll(t, b.Addr())
+			if len(msgs[stream.TopicScores]) == 0 {
+				t.Fatal("no score after the guardian's consent")
+			}
+			var camera stream.Consent // the last camera-scope consent published
+			for _, m := range msgs[stream.TopicConsent] {
+				var c stream.Consent
+				decodeStrict(t, m.Value, &c)
+				if c.Scope == stream.ScopeCamera {
+					camera = c
+				}
+			}
+			if camera.Guardian != "g-"+student || camera.PolicyVersion != consent.PolicyVersion || !camera.Granted {
+				t.Fatalf("last camera consent published %+v: want the guardian's grant for the current notice", camera)
+			}
+		})
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/spool"
 	"github.com/classpulse/classpulse/vision"
+	"github.com/classpulse/classpulse/vision/consent"
 )
 
 func init() {
@@ -30,6 +31,10 @@ type common struct {
 	stateDir string
 	student  string
 	logLevel string
+	// birthDate and minor say how old the learner is, from the machine's
+	// local configuration or roster (consent.Learner).
+	birthDate string
+	minor     bool
 }
 
 func (c *common) flags(fs *flag.FlagSet) {
@@ -38,6 +43,39 @@ func (c *common) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(), "local folder for the consent record and the event spool")
 	fs.StringVar(&c.student, "student", "", "student id (required)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
+	fs.StringVar(&c.birthDate, "birth-date", "", "the student's birth date YYYY-MM-DD; under 14, only a guardian's consent allows capture")
+	fs.BoolVar(&c.minor, "minor-under-14", false, "the student is under 14 (when no birth date is known): only a guardian's consent allows capture")
+}
+
+// learner is what the flags say about the student's age.
+func (c *common) learner(now time.Time) (consent.Learner, error) {
+	d, err := consent.ParseBirthDate(c.birthDate, now)
+	if err != nil {
+		return consent.Learner{}, err
+	}
+	return consent.Learner{BirthDate: d, MinorUnder14: c.minor}, nil
+}
+
+// checkConsent refuses capture before any camera or model is opened: no
+// camera consent for this student and notice, or a minor's consent not
+// given by a guardian. The worker re-reads the record every quarter window
+// for revocations.
+func (c *common) checkConsent(now time.Time) error {
+	l, err := c.learner(now)
+	if err != nil {
+		return err
+	}
+	rec, err := consent.Load(c.consentPath())
+	if err != nil {
+		return fmt.Errorf("%w: %v", vision.ErrNoConsent, err)
+	}
+	if rec.Student != c.student {
+		return fmt.Errorf("%w: the record is for %q, not %q", vision.ErrNoConsent, rec.Student, c.student)
+	}
+	if err := rec.CheckCapture(l, now); err != nil {
+		return fmt.Errorf("%w: %v", vision.ErrNoConsent, err)
+	}
+	return nil
 }
 
 func defaultStateDir() string {
@@ -92,6 +130,9 @@ func runCapture(ctx context.Context, args []string) error {
 		return err
 	}
 	wc.Student, wc.ConsentPath = c.student, c.consentPath()
+	if err := c.checkConsent(time.Now()); err != nil {
+		return err
+	}
 	reg := prometheus.NewRegistry()
 	m, err := vision.LoadModels(*dir)
 	if err != nil {
