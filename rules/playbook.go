@@ -81,7 +81,9 @@ type Checkpoint struct {
 
 // FamilyContact reports whether a check without progress asks for contact
 // with the family.
-func (pb *Playbook) FamilyContact() bool { return pb.FamilyIfNoProgress == nil || *pb.FamilyIfNoProgress }
+func (pb *Playbook) FamilyContact() bool {
+	return pb.FamilyIfNoProgress == nil || *pb.FamilyIfNoProgress
+}
 
 // Playbook returns the playbook for warnings of category at level: the one
 // for exactly that level, else the category's level-free one, else nil.
