@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -107,4 +108,26 @@ func originAllowed(r *http.Request, allowed []string) (bool, string) {
 		}
 	}
 	return false, "origin " + origin + " is not allowed"
+}
+
+// channelRules decide, per WebSocket channel kind, why p may not subscribe
+// to the channel with argument arg ("" when allowed). A kind the client
+// parser accepts but that has no rule here is refused, and the
+// authorisation matrix test needs a row for every kind listed.
+var channelRules = map[string]func(ctx context.Context, s *Server, p *Principal, arg string) string{
+	// Everyone may follow the warnings feed; each warning is filtered by
+	// warningVisible before it is sent.
+	chanWarnings: func(context.Context, *Server, *Principal, string) string { return "" },
+	chanClass: func(_ context.Context, _ *Server, p *Principal, class string) string {
+		if !p.CanSeeClass(class) {
+			return "class " + class + " is not one of your classes"
+		}
+		return ""
+	},
+	chanStudent: func(ctx context.Context, s *Server, p *Principal, student string) string {
+		if _, ok := s.studentAccess(ctx, p, student); !ok {
+			return "student " + student + " is not in your scope"
+		}
+		return ""
+	},
 }

@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 		if _, p, ok := strings.Cut(pattern, " "); ok {
 			route = p
 		}
+		s.patterns = append(s.patterns, pattern)
 		mux.Handle(pattern, s.instrument(route, h))
 	}
 	handle("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -43,7 +44,7 @@ func (s *Server) routes() http.Handler {
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	handle("GET /readyz", s.handleReady)
-	mux.Handle("GET /metrics", s.instrument("/metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP))
+	handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	handle("GET /login", s.handleLogin)
 	handle("POST /logout", s.handleLogout)
 	handle("GET /ws", s.authed(s.serveWS))
