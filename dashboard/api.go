@@ -109,6 +109,7 @@ func (s *Server) apiStudent(w http.ResponseWriter, r *http.Request, p *Principal
 		s.deny(w, r, p, http.StatusForbidden, "student "+id+" is not in your scope")
 		return
 	}
+	s.recordRead(ctx, p, id, "GET /api/v1/students/{id}")
 	v := studentView{Student: id, Missing: map[string]string{}, Warnings: []*recordView{}, CanWork: p.CanWorkOn(id, unit)}
 	if e, err := s.store.Roster(ctx, id); err == nil {
 		v.Roster = e
@@ -276,6 +277,7 @@ func (s *Server) apiWarning(w http.ResponseWriter, r *http.Request, p *Principal
 	if rec == nil {
 		return
 	}
+	s.recordRead(r.Context(), p, rec.Student, "GET /api/v1/warnings/{ref}")
 	steps, err := s.store.Steps(r.Context(), rec.Ref)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", err.Error())
@@ -292,6 +294,7 @@ func (s *Server) apiReasons(w http.ResponseWriter, r *http.Request, p *Principal
 	if rec == nil {
 		return
 	}
+	s.recordRead(r.Context(), p, rec.Student, "GET /api/v1/warnings/{ref}/reasons")
 	writeJSON(w, http.StatusOK, explain(rec))
 }
 
@@ -371,7 +374,7 @@ func (s *Server) apiPostStep(w http.ResponseWriter, r *http.Request, p *Principa
 		writeErr(w, http.StatusServiceUnavailable, "", "could not record the step: "+err.Error())
 		return
 	}
-	s.auditLog.Info("help-loop step", "sub", p.Subject, "role", string(p.Role), "action", iv.Action, "warning", iv.Warning, "event", iv.ID)
+	s.record(r.Context(), p, stream.AuditHelpStep, rec.Student, "warning:"+rec.Ref, "step "+iv.Action+", event "+iv.ID)
 	writeJSON(w, http.StatusAccepted, iv)
 }
 

@@ -64,6 +64,7 @@ type metrics struct {
 	requests    *prometheus.CounterVec
 	live        *prometheus.CounterVec
 	redisErrors prometheus.Counter
+	audits      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -87,6 +88,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		redisErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "classpulse_dashboard_redis_errors_total", Help: "Redis errors while following the live feed.",
 		}),
+		audits: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "classpulse_dashboard_audit_records_total", Help: "Audit records (staff reads of a student, help-loop steps) by outcome: published to classpulse.audit.v1, failed, or unpublished (no Kafka producer).",
+		}, []string{"outcome"}),
 	}
 }
 
@@ -392,7 +396,11 @@ func (s *Server) channelDenied(ctx context.Context, p *Principal, kind, arg stri
 	if !ok {
 		return "unknown channel"
 	}
-	return rule(ctx, s, p, arg)
+	reason := rule(ctx, s, p, arg)
+	if reason == "" && kind == chanStudent {
+		s.recordRead(ctx, p, arg, "ws student:<id>")
+	}
+	return reason
 }
 
 // inInstructorClass reports whether student has a live tile in one of the

@@ -29,15 +29,18 @@ const maxAuditCounts = 64
 // was touched (empty for actions on no one's data); Actor is who acted, as
 // the token subject or "cli:<os user>" for an operator command. Counts
 // says how much was touched, per kind (e.g. "redis_keys": 9); Detail is a
-// human sentence. An audit record never carries the data itself.
+// human sentence. TokenID is the id (jti) of the sign-in token the actor
+// used, so a record can be tied to one token without holding the token. An
+// audit record never carries the data itself, nor any secret.
 type Audit struct {
 	Header
-	Actor  string           `json:"actor"`
-	Role   string           `json:"role,omitempty"`
-	Action string           `json:"action"`
-	Target string           `json:"target,omitempty"`
-	Counts map[string]int64 `json:"counts,omitempty"`
-	Detail string           `json:"detail,omitempty"`
+	Actor   string           `json:"actor"`
+	Role    string           `json:"role,omitempty"`
+	TokenID string           `json:"jti,omitempty"`
+	Action  string           `json:"action"`
+	Target  string           `json:"target,omitempty"`
+	Counts  map[string]int64 `json:"counts,omitempty"`
+	Detail  string           `json:"detail,omitempty"`
 }
 
 // Topic implements Event.
@@ -61,6 +64,9 @@ func (a *Audit) Validate() error {
 		return err
 	}
 	if err := checkIdent("role", a.Role, false); err != nil {
+		return err
+	}
+	if err := checkIdent("jti", a.TokenID, false); err != nil {
 		return err
 	}
 	if err := oneOf("action", a.Action, AuditActions); err != nil {

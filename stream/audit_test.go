@@ -18,7 +18,7 @@ func validAudit() *Audit {
 
 func TestAuditValidateAcceptsWellFormedRecords(t *testing.T) {
 	read := validAudit()
-	read.Action, read.Role, read.Counts = AuditReadStudent, "counsellor", nil
+	read.Action, read.Role, read.TokenID, read.Counts = AuditReadStudent, "counsellor", "9f8e7d6c5b4a39281706f5e4", nil
 	noStudent := validAudit()
 	noStudent.Action, noStudent.Student = AuditHelpStep, ""
 	for name, a := range map[string]*Audit{"erase": validAudit(), "read by staff": read, "action on no student": noStudent} {
@@ -31,7 +31,7 @@ func TestAuditValidateAcceptsWellFormedRecords(t *testing.T) {
 			if err := DecodeInto(b, &back); err != nil {
 				t.Fatalf("DecodeInto(%s): %v", b, err)
 			}
-			if back.Actor != a.Actor || back.Action != a.Action || len(back.Counts) != len(a.Counts) || back.Key() == "" {
+			if back.Actor != a.Actor || back.Action != a.Action || back.TokenID != a.TokenID || len(back.Counts) != len(a.Counts) || back.Key() == "" {
 				t.Fatalf("round trip changed the record: %+v != %+v", back, a)
 			}
 		})
@@ -50,6 +50,7 @@ func TestAuditValidateRejectsBadRecords(t *testing.T) {
 	}{
 		{"missing actor", func(a *Audit) { a.Actor = "" }, "actor"},
 		{"actor with a brace", func(a *Audit) { a.Actor = "x}" }, "actor"},
+		{"token id with a space", func(a *Audit) { a.TokenID = "a b" }, "jti"},
 		{"unknown action", func(a *Audit) { a.Action = "delete_everything" }, "action"},
 		{"erase without student", func(a *Audit) { a.Student = "" }, "student"},
 		{"negative count", func(a *Audit) { a.Counts["tiles"] = -1 }, "counts.tiles"},
