@@ -22,6 +22,14 @@ const (
 	ChannelFeishu   = "feishu"
 )
 
+// StateFollowUp is the state of a help-plan reminder (package helploop):
+// the warning as it stands, with the reminder as its reason. Routes list it
+// among their states like the warning states.
+const StateFollowUp = "follow_up"
+
+// routeStates are the states a route may list.
+var routeStates = append(append([]string{}, stream.WarningStates...), StateFollowUp)
+
 // Channels lists every channel.
 var Channels = []string{ChannelEmail, ChannelWebhook, ChannelWeCom, ChannelDingTalk, ChannelFeishu}
 
@@ -33,7 +41,8 @@ type Route struct {
 	Categories []string `json:"categories,omitempty"`
 	// MinLevel is the lowest level covered. Default "yellow".
 	MinLevel string `json:"min_level,omitempty"`
-	// States covered. Default raised and escalated (not cleared).
+	// States covered: warning states and follow_up (help-plan reminders).
+	// Default raised, escalated and follow_up (not cleared).
 	States []string `json:"states,omitempty"`
 	// Roles resolved per student from the roster: student, guardian
 	// (minors only, always), counsellor, class_teacher. Their contact's
@@ -175,7 +184,7 @@ func (c *Config) applyDefaults() {
 			r.MinLevel = stream.LevelYellow
 		}
 		if len(r.States) == 0 {
-			r.States = []string{stream.StateRaised, stream.StateEscalated}
+			r.States = []string{stream.StateRaised, stream.StateEscalated, StateFollowUp}
 		}
 	}
 }
@@ -226,8 +235,8 @@ func (c *Config) Validate() error {
 			return bad("min_level %q is not one of %v", r.MinLevel, stream.WarningLevels)
 		}
 		for _, s := range r.States {
-			if !slices.Contains(stream.WarningStates, s) {
-				return bad("state %q is not one of %v", s, stream.WarningStates)
+			if !slices.Contains(routeStates, s) {
+				return bad("state %q is not one of %v", s, routeStates)
 			}
 		}
 		for _, role := range r.Roles {

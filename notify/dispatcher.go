@@ -597,6 +597,9 @@ func (d *Dispatcher) message(ws []*stream.Warning, t target) *Message {
 	if len(ws) == 1 {
 		w := ws[0]
 		m.Subject = fmt.Sprintf("classpulse: %s %s warning %s", w.Level, w.Category, w.State)
+		if w.State == StateFollowUp {
+			m.Subject = fmt.Sprintf("classpulse: help-plan follow-up on a %s %s warning", w.Level, w.Category)
+		}
 		m.Text = line(w) + "\n"
 		m.Payload = map[string]any{"type": "warning", "role": t.role, "warning": w}
 		return m

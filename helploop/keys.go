@@ -1,0 +1,23 @@
+package helploop
+
+// Redis keys. Everything of one warning shares the hash tag {hl:<ref>}, so
+// a Redis Cluster keeps a plan's state and its claims on one slot.
+//
+//	{hl:<ref>}            hash: playbook:<plan> → playbook id pinned when the
+//	                      plan was first seen ("-" for none); gap:<plan> →
+//	                      the gap at the last look; done:<plan>:<checkpoint>
+//	                      → JSON of what the checkpoint did
+//	{hl:<ref>}:claim:<plan>:<checkpoint>
+//	                      string with a lease (SET NX PX): the replica
+//	                      running that checkpoint now
+func planKey(ref string) string { return "{hl:" + ref + "}" }
+
+func claimKey(ref, plan, checkpoint string) string {
+	return planKey(ref) + ":claim:" + plan + ":" + checkpoint
+}
+
+func fieldPlaybook(plan string) string { return "playbook:" + plan }
+func fieldGap(plan string) string      { return "gap:" + plan }
+func fieldDone(plan, checkpoint string) string {
+	return "done:" + plan + ":" + checkpoint
+}
