@@ -191,33 +191,12 @@ func eraseStudent(ctx context.Context, rdb redis.UniversalClient, student string
 	}
 	// 3. The warning queue read model (dashboard/queue): the student's
 	// warning records, their steps and index entries, and the roster.
-	refs, err := rdb.SMembers(ctx, queueStudentIndex(student)).Result()
+	refs, roster, err := queue.NewStore(rdb).EraseStudent(ctx, student)
 	if err != nil {
-		return nil, fmt.Errorf("queue index: %w", err)
+		return nil, err
 	}
-	sort.Strings(refs)
-	dims := make([]any, 0, len(queue.Dimensions)+1)
-	dims = append(dims, "")
-	for _, d := range queue.Dimensions {
-		dims = append(dims, d)
-	}
-	for _, ref := range refs {
-		dims[0] = ref
-		if err := eraseQueueRecord.Run(ctx, rdb, []string{"{q}:w:" + ref, "{q}:steps:" + ref, "{q}:all"}, dims...).Err(); err != nil {
-			return nil, fmt.Errorf("queue record %s: %w", ref, err)
-		}
-		rep.QueueRecords = append(rep.QueueRecords, ref)
-	}
-	// An emptied index set disappears by itself; delete it in case a
-	// record was gone already.
-	if err := rdb.Del(ctx, queueStudentIndex(student)).Err(); err != nil {
-		return nil, fmt.Errorf("queue index: %w", err)
-	}
-	n, err := rdb.HDel(ctx, "{q}:roster", student).Result()
-	if err != nil {
-		return nil, fmt.Errorf("queue roster: %w", err)
-	}
-	rep.Roster = n > 0
+	rep.QueueRecords = append(rep.QueueRecords, refs...)
+	rep.Roster = roster
 	// 4. The live streams dashboards tail (bounded to LiveMaxLen entries).
 	for _, s := range []string{state.LiveWarnings, state.LiveInterventions} {
 		n, err := eraseFromLiveStream(ctx, rdb, s, student)
@@ -228,24 +207,6 @@ func eraseStudent(ctx context.Context, rdb redis.UniversalClient, student string
 	}
 	return rep, nil
 }
-
-// queueStudentIndex is dashboard/queue's index set of a student's warning
-// refs ({q}:i:student:<id>, see dashboard/queue/keys.go).
-func queueStudentIndex(student string) string { return "{q}:i:student:" + student }
-
-// eraseQueueRecord removes one warning record of the queue read model
-// atomically: its entry in every index set (the record keeps the indexed
-// value under the dimension's name), its steps, its place in {q}:all.
-// KEYS: record, steps, {q}:all. ARGV: ref, then the dimensions.
-var eraseQueueRecord = redis.NewScript(`
-local ref = ARGV[1]
-for i = 2, #ARGV do
-  local v = redis.call('HGET', KEYS[1], ARGV[i])
-  if v and v ~= '' then redis.call('SREM', '{q}:i:' .. ARGV[i] .. ':' .. v, ref) end
-end
-redis.call('ZREM', KEYS[3], ref)
-return redis.call('DEL', KEYS[1], KEYS[2])
-`)
 
 // eraseFromLiveStream deletes the entries of a live stream whose event
 // (field "e") names student.

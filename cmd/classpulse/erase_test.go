@@ -163,11 +163,14 @@ func TestEraseRemovesOneStudentEverywhereInRedisAndLogsAnAudit(t *testing.T) {
 	// No index set still names a ref of stu-A's: every index either lost
 	// the ref or, emptied, vanished.
 	idx, _ := rdb.Keys(ctx, "{q}:i:*").Result()
-	refsB, _ := rdb.SMembers(ctx, queueStudentIndex("stu-B")).Result()
+	recsB, _, err := qs.List(ctx, queue.Filter{Student: "stu-B"})
+	if err != nil || len(recsB) != 1 {
+		t.Fatalf("stu-B's records = %d (%v), want 1", len(recsB), err)
+	}
 	for _, k := range idx {
 		members, _ := rdb.SMembers(ctx, k).Result()
 		for _, m := range members {
-			if m != refsB[0] {
+			if m != recsB[0].Ref {
 				t.Errorf("index %s still holds %s", k, m)
 			}
 		}
