@@ -10,6 +10,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/classpulse/classpulse/stream"
 )
@@ -39,6 +40,10 @@ type Aggregate struct {
 	CameraRevoked bool
 	// Windows[w][k] counts clicks of stream.ClickKinds[k] in window w.
 	Windows [][14]int
+	// Unknown lists feature columns the source cannot see (the live state
+	// keeps no video durations, for one); FeaturesFromAggregates leaves
+	// them missing rather than zero.
+	Unknown []string
 }
 
 // NewAggregate returns an empty aggregate with unknown scores.
@@ -86,6 +91,11 @@ func FeaturesFromAggregates(aggs []*Aggregate, windows int) (*Table, error) {
 				r = append(r, float64(c))
 			}
 		}
+		for _, c := range a.Unknown {
+			if j := slices.Index(cols, c); j >= 0 {
+				r[j] = nan
+			}
+		}
 		t.IDs = append(t.IDs, a.Student)
 		t.Rows = append(t.Rows, r)
 		t.Text["course"] = append(t.Text["course"], a.Course)
@@ -104,12 +114,13 @@ type Accumulator struct {
 	sessions map[[2]string]map[string]bool
 	gradeTS  map[[2]string]int64
 	camera   map[string]consentAt // student → latest camera consent
+	dttw     int64                // seconds; 0: cut the click span itself
 	// Events counts the events applied, Ignored those of other topics.
 	Events, Ignored int
 }
 
 type clickAt struct {
-	ms   int64
+	ms   int64 // click time in ms, or its DTTW window id under SetDTTW
 	kind uint8
 }
 
@@ -129,6 +140,32 @@ func NewAccumulator(windows int) (*Accumulator, error) {
 		span: map[string][2]int64{}, sessions: map[[2]string]map[string]bool{},
 		gradeTS: map[[2]string]int64{}, camera: map[string]consentAt{},
 	}, nil
+}
+
+// SetDTTW makes the accumulator count clicks the way the stream processor
+// does: first into fixed windows of length d since the Unix epoch (the
+// processor's DTTW window, stream/state Config.Window, 7 days by default),
+// then those windows, from a course's first to its last, into the output
+// windows (CutWindows). Export from the live state and from an events file
+// then give the same counts. Zero restores cutting each course's click span
+// itself.
+func (a *Accumulator) SetDTTW(d time.Duration) error {
+	if d != 0 && d < time.Second {
+		return fmt.Errorf("%w: DTTW window %v shorter than a second", ErrBadInput, d)
+	}
+	a.dttw = int64(d / time.Second)
+	return nil
+}
+
+// CutWindows maps a DTTW window id to one of n output windows, given the
+// first and last window ids of the course: the ids first..last are spread
+// evenly over the n windows.
+func CutWindows(id, first, last int64, n int) int {
+	span := last - first + 1
+	if span <= 0 || id < first {
+		return 0
+	}
+	return min(int((id-first)*int64(n)/span), n-1)
 }
 
 func (a *Accumulator) agg(student, course string) *Aggregate {
@@ -179,12 +216,18 @@ func (a *Accumulator) Add(e stream.Event) {
 			}
 		}
 		k := [2]string{h.Student, ev.Course}
-		a.clicks[k] = append(a.clicks[k], clickAt{ms, uint8(stream.KindIndex(ev.Kind))})
+		at := ms
+		if a.dttw > 0 {
+			// The processor's window id: the event's Unix second over the
+			// window length (stream/state scriptArgs).
+			at = h.TS.Unix() / a.dttw
+		}
+		a.clicks[k] = append(a.clicks[k], clickAt{at, uint8(stream.KindIndex(ev.Kind))})
 		sp, ok := a.span[ev.Course]
 		if !ok {
-			sp = [2]int64{ms, ms}
+			sp = [2]int64{at, at}
 		}
-		a.span[ev.Course] = [2]int64{min(sp[0], ms), max(sp[1], ms)}
+		a.span[ev.Course] = [2]int64{min(sp[0], at), max(sp[1], at)}
 	case *stream.Grade:
 		g := a.agg(h.Student, ev.Course)
 		k := [2]string{h.Student, ev.Course}
@@ -217,7 +260,10 @@ func (a *Accumulator) Aggregates() []*Aggregate {
 		width := sp[1] - sp[0]
 		for _, c := range a.clicks[k] {
 			w := 0
-			if width > 0 {
+			switch {
+			case a.dttw > 0:
+				w = CutWindows(c.ms, sp[0], sp[1], a.windows)
+			case width > 0:
 				w = int(float64(c.ms-sp[0]) / float64(width) * float64(a.windows))
 			}
 			g.Windows[min(w, a.windows-1)][c.kind]++

@@ -1,6 +1,8 @@
 package profile
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,6 +42,24 @@ type Model struct {
 	Seed     uint64    `json:"seed"`
 	Rows     int       `json:"rows"` // training rows
 	GBT      *GBT      `json:"gbt"`
+
+	id string // ID, once computed
+}
+
+// ID names the model by its content: "gbt-" and the first 12 hex digits of
+// the SHA-256 of the file Save writes. The same training input and seed
+// give the same ID; it is the model version a written-back prediction
+// carries.
+func (m *Model) ID() string {
+	if m.id != "" {
+		return m.id
+	}
+	h := sha256.New()
+	if err := m.Save(h); err != nil {
+		return m.Kind + "-unsaved"
+	}
+	m.id = m.Kind + "-" + hex.EncodeToString(h.Sum(nil))[:12]
+	return m.id
 }
 
 // Predict returns the most probable class of one student and the
