@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/helploop"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/simulate"
 	"github.com/classpulse/classpulse/stream"
@@ -97,6 +98,15 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Help-plan follow-up in-process (classpulse followup in production).
+	reader, err := state.NewReader(rdb, state.Config{})
+	if err != nil {
+		return err
+	}
+	followup, err := helploop.New(helploop.Config{}, rdb, reader, policy, prod, logger, reg)
+	if err != nil {
+		return err
+	}
 	class, err := simulate.New(scfg, prod, logger)
 	if err != nil {
 		return err
@@ -106,6 +116,7 @@ func runDemo(ctx context.Context, args []string) error {
 	g.Go(func() error { return mem.Run(gctx) })
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error { return dash.Run(gctx) })
+	g.Go(func() error { return followup.Run(gctx) })
 	g.Go(func() error {
 		select {
 		case <-dash.Started():
