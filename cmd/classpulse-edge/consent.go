@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/internal/config"
-	"github.com/classpulse/classpulse/stream/spool"
 	"github.com/classpulse/classpulse/vision/consent"
 )
 
@@ -103,22 +102,14 @@ func recordAndPublish(ctx context.Context, c *common, rec consent.Record) error 
 		return err
 	}
 	defer closeOut()
-	for _, e := range evs {
-		m, err := spool.FromEvent(e)
-		if err != nil {
-			return err
-		}
-		if err := sp.Append(m); err != nil {
-			return err
-		}
+	if err := sp.Publish(ctx, evs...); err != nil {
+		return err
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- deliver(dctx) }()
-	for sp.Pending() > 0 && dctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-	}
+	sp.Flush(dctx)
 	cancel()
 	<-done
 	state := "published"

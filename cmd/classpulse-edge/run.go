@@ -35,6 +35,7 @@ type common struct {
 	// local configuration or roster (consent.Learner).
 	birthDate string
 	minor     bool
+	spoolMax  int64
 }
 
 func (c *common) flags(fs *flag.FlagSet) {
@@ -43,6 +44,7 @@ func (c *common) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(), "local folder for the consent record and the event spool")
 	fs.StringVar(&c.student, "student", "", "student id (required)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
+	fs.Int64Var(&c.spoolMax, "spool-max-bytes", 64<<20, "disk the event spool may use while the broker is away; past it the oldest events are dropped (counted in classpulse_spool_dropped_records_total)")
 	fs.StringVar(&c.birthDate, "birth-date", "", "the student's birth date YYYY-MM-DD; under 14, only a guardian's consent allows capture")
 	fs.BoolVar(&c.minor, "minor-under-14", false, "the student is under 14 (when no birth date is known): only a guardian's consent allows capture")
 }
@@ -92,7 +94,7 @@ func (c *common) consentPath() string { return filepath.Join(c.stateDir, "consen
 // commands use different spools: a spool has one writer, and `consent
 // revoke` is meant to be run while `run` is capturing.
 func (c *common) outbox(name string, logger *slog.Logger, reg prometheus.Registerer) (*spool.Spool, func(context.Context) error, func(), error) {
-	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, name)}, logger, reg)
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, name), MaxBytes: c.spoolMax}, logger, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -144,13 +146,7 @@ func runCapture(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeOut()
-	w, err := vision.NewWorker(wc, m, func(e stream.Event) error {
-		msg, err := spool.FromEvent(e)
-		if err != nil {
-			return err
-		}
-		return sp.Append(msg)
-	}, logger, reg)
+	w, err := vision.NewWorker(wc, m, func(e stream.Event) error { return sp.Publish(ctx, e) }, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -171,10 +167,9 @@ func runCapture(ctx context.Context, args []string) error {
 		defer func() {
 			// Give the spool a moment to deliver the last summaries; what is
 			// left stays on disk for the next start.
-			deadline := time.Now().Add(3 * time.Second)
-			for sp.Pending() > 0 && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
+			fctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			sp.Flush(fctx)
+			cancel()
 			stopDelivery()
 		}()
 		if err := w.Run(gctx); err != nil {

@@ -69,15 +69,12 @@ func (s *Spool) Ack(b Batch) {
 	if s.closed || !b.end.after(s.cur) {
 		return
 	}
-	n := len(b.Messages)
-	if b.end.seg != s.cur.seg || b.end.idx-s.cur.idx != n {
-		// The batch spans segments or a drop intervened: count what is left.
-		n = s.pending()
-		s.cur = b.end
-		n -= s.pending()
-	} else {
-		s.cur = b.end
-	}
+	// Count what the move delivers from the pending totals, after the
+	// segments behind the cursor are gone (pending assumes the cursor is in
+	// segs[0]): the batch may span segments, and a drop while it was being
+	// published may have removed part of it already.
+	before := s.pending()
+	s.cur = b.end
 	for len(s.segs) > 1 && s.segs[0].id < s.cur.seg {
 		_ = os.Remove(s.path(segName(s.segs[0].id)))
 		s.segs = s.segs[1:]
@@ -87,7 +84,7 @@ func (s *Spool) Ack(b Batch) {
 		s.segs = s.segs[1:]
 		s.cur = position{seg: s.segs[0].id, off: int64(len(segmentMagic))}
 	}
-	s.m.delivered.Add(float64(n))
+	s.m.delivered.Add(float64(before - s.pending()))
 	s.saveCursor()
 	s.updateGauges()
 }
@@ -134,4 +131,21 @@ func (s *Spool) Run(ctx context.Context, publish func(context.Context, []Message
 		backoff = 100 * time.Millisecond
 		s.Ack(b)
 	}
+}
+
+// Flush waits until Run has delivered everything appended so far, or ctx
+// ends; it reports whether the spool is empty. A client calls it on
+// shutdown with a short deadline: what is left stays on disk for its next
+// start.
+func (s *Spool) Flush(ctx context.Context) bool {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for s.Pending() > 0 {
+		select {
+		case <-ctx.Done():
+			return s.Pending() == 0
+		case <-t.C:
+		}
+	}
+	return true
 }

@@ -27,3 +27,38 @@ func FromEvent(e stream.Event) (Message, error) {
 	}
 	return Message{Topic: e.Topic(), Key: []byte(e.Key()), Value: b}, nil
 }
+
+// Publish encodes events and appends them to the spool, in order: the
+// spool is then the publisher of a client that must not lose events while
+// the broker is away (it satisfies simulate.Publisher and the edge
+// worker's sink). It returns once the events are on disk; Run delivers
+// them. An event that does not encode fails the call before anything is
+// appended. Events are appended in runs that fit one segment, so a batch
+// larger than a segment is spooled whole, in several writes.
+func (s *Spool) Publish(_ context.Context, events ...stream.Event) error {
+	msgs := make([]Message, 0, len(events))
+	for _, e := range events {
+		m, err := FromEvent(e)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, m)
+	}
+	room := s.cfg.SegmentBytes - int64(len(segmentMagic))
+	for len(msgs) > 0 {
+		n, size := 0, int64(0)
+		for n < len(msgs) {
+			rec := int64(recordHeader + msgs[n].bodyLen())
+			if n > 0 && size+rec > room {
+				break
+			}
+			size += rec
+			n++
+		}
+		if err := s.Append(msgs[:n]...); err != nil {
+			return err
+		}
+		msgs = msgs[n:]
+	}
+	return nil
+}

@@ -340,3 +340,148 @@ func TestSpoolDeliversToBrokerWhenItReturns(t *testing.T) {
 		}
 	}
 }
+
+func TestSpoolPublishAppendsEventsInOrderOrNothing(t *testing.T) {
+	at := time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
+	good := func(i int) stream.Event {
+		return &stream.Consent{Header: stream.NewHeader("stu-1", at.Add(time.Duration(i)*time.Second)),
+			Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "p" + strconv.Itoa(i)}
+	}
+	bad := &stream.Consent{Header: stream.NewHeader("stu-1", at), Scope: "microphone", PolicyVersion: "p"}
+	tests := []struct {
+		name   string
+		events []stream.Event
+		want   []string // policy versions read back; nil: refused
+	}{
+		{"batch kept in order", []stream.Event{good(0), good(1), good(2)}, []string{"p0", "p1", "p2"}},
+		{"one invalid event refuses the batch", []stream.Event{good(0), bad, good(2)}, nil},
+		{"batch larger than a segment split over segments", func() []stream.Event {
+			var es []stream.Event
+			for i := 0; i < 60; i++ {
+				es = append(es, good(i))
+			}
+			return es
+		}(), func() []string {
+			var vs []string
+			for i := 0; i < 60; i++ {
+				vs = append(vs, "p"+strconv.Itoa(i))
+			}
+			return vs
+		}()},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := open(t, Config{Dir: t.TempDir(), NoSync: true, MaxBytes: 64 << 10, SegmentBytes: 4 << 10})
+			err := s.Publish(context.Background(), tc.events...)
+			if (err != nil) != (tc.want == nil) {
+				t.Fatalf("Publish err = %v", err)
+			}
+			b, err := s.Next(100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range b.Messages {
+				ev, err := stream.Decode(m.Topic, m.Value)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if string(m.Key) != "stu-1" {
+					t.Fatalf("key %q", m.Key)
+				}
+				got = append(got, ev.(*stream.Consent).PolicyVersion)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) && !(len(got) == 0 && tc.want == nil) {
+				t.Fatalf("read back %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSpoolFlushWaitsForDeliveryOrGivesUp(t *testing.T) {
+	tests := []struct {
+		name      string
+		broker    bool
+		wantEmpty bool
+	}{
+		{"delivered", true, true},
+		{"broker away: gives up at the deadline, records kept", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := open(t, Config{Dir: t.TempDir(), NoSync: true, MaxBackoff: 20 * time.Millisecond})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error)
+			go func() {
+				done <- s.Run(ctx, func(context.Context, []Message) error {
+					if !tc.broker {
+						return errors.New("broker unreachable")
+					}
+					return nil
+				})
+			}()
+			for i := 0; i < 10; i++ {
+				if err := s.Append(msg(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fctx, fcancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+			empty := s.Flush(fctx)
+			fcancel()
+			cancel()
+			<-done
+			if empty != tc.wantEmpty || (s.Pending() == 0) != tc.wantEmpty {
+				t.Fatalf("Flush = %v with %d pending, want empty=%v", empty, s.Pending(), tc.wantEmpty)
+			}
+		})
+	}
+}
+
+// TestSpoolDeliveredCountMatchesAckedBatchesAcrossSegments acks batches
+// that start deep in one segment and end early in a later one, with and
+// without a drop while they were in flight: the delivered and dropped
+// counters must add up to what was appended, never run backwards.
+func TestSpoolDeliveredCountMatchesAckedBatchesAcrossSegments(t *testing.T) {
+	tests := []struct {
+		name    string
+		batches []int
+		flood   int // records appended while the last batch is in flight
+	}{
+		{"spanning batches", []int{30, 25, 40, 17}, 0},
+		{"drop while a spanning batch is in flight", []int{30, 25}, 400},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := open(t, Config{Dir: t.TempDir(), MaxBytes: 8 << 10, SegmentBytes: 1 << 10, NoSync: true})
+			for i := 0; i < 120; i++ {
+				if err := s.Append(msg(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			appended := 120
+			for i, n := range tc.batches {
+				b, err := s.Next(n)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if i == len(tc.batches)-1 {
+					for k := 0; k < tc.flood; k++ {
+						if err := s.Append(msg(appended)); err != nil {
+							t.Fatal(err)
+						}
+						appended++
+					}
+				}
+				s.Ack(b)
+			}
+			delivered := testutil.ToFloat64(s.m.delivered)
+			dropped := testutil.ToFloat64(s.m.dropped.WithLabelValues("full"))
+			if got := int(delivered+dropped) + s.Pending(); got != appended {
+				t.Fatalf("delivered %v + dropped %v + pending %d = %d, appended %d", delivered, dropped, s.Pending(), got, appended)
+			}
+			if tc.flood == 0 && int(delivered) != 30+25+40+17 {
+				t.Fatalf("delivered %v, acked %d", delivered, 30+25+40+17)
+			}
+		})
+	}
+}
