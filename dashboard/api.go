@@ -25,6 +25,9 @@ func (s *Server) apiRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /api/v1/warnings/{ref}/notice", s.authed(s.apiNotice))
 	handle("GET /api/v1/summary", s.authed(s.apiSummary))
 	handle("PUT /api/v1/roster", s.authed(s.apiPutRoster))
+	s.helpLoopRoutes(handle)
+	handle("POST /api/v1/admin/revocations", s.authed(s.apiRevoke))
+	handle("GET /api/v1/admin/revocations", s.authed(s.apiRevocations))
 	handle("/api/", s.authed(func(w http.ResponseWriter, r *http.Request, _ *Principal) {
 		writeErr(w, http.StatusNotFound, "", "no such API route; see docs/api.md")
 	}))

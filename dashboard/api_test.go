@@ -97,8 +97,15 @@ func TestAPIScopesAndFieldErrors(t *testing.T) {
 			}
 		})
 	}
-	if n := len(h.pub.events); n != 1 {
-		t.Fatalf("published %d events, want the one talk", n)
+	// Besides the talk, staff reads publish audit records; count the steps.
+	steps := 0
+	for _, e := range h.pub.events {
+		if _, ok := e.(*stream.Intervention); ok {
+			steps++
+		}
+	}
+	if steps != 1 {
+		t.Fatalf("published %d help-loop steps, want the one talk", steps)
 	}
 }
 

@@ -88,7 +88,13 @@ func matrixRoutes(ref string) map[string]routeRow {
 		"GET /api/v1/warnings/{ref}/notice":  {method: "GET", path: "/api/v1/warnings/" + ref + "/notice", allow: seesS1},
 		"GET /api/v1/summary":                {method: "GET", path: "/api/v1/summary?unit=U1", allow: []string{"admin", "counsellor"}},
 		"PUT /api/v1/roster":                 {method: "PUT", path: "/api/v1/roster", body: `[{"student":"s1","unit":"U1","class":"S1"}]`, allow: []string{"admin"}},
+		"POST /api/v1/admin/revocations":     {method: "POST", path: "/api/v1/admin/revocations", body: `{"sub":"nobody-x","reason":"matrix"}`, allow: []string{"admin"}, wantCode: http.StatusCreated},
+		"GET /api/v1/admin/revocations":      {method: "GET", path: "/api/v1/admin/revocations", allow: []string{"admin"}},
 		"/api/":                              {method: "GET", path: "/api/v1/no-such-route", allow: signedIn, wantCode: http.StatusNotFound},
+
+		// Help plans, deliveries and reports (issue 9).
+		"GET /api/v1/warnings/{ref}/plan":       {method: "GET", path: "/api/v1/warnings/" + ref + "/plan", allow: worksOnS1},
+		"GET /api/v1/warnings/{ref}/deliveries": {method: "GET", path: "/api/v1/warnings/" + ref + "/deliveries", allow: worksOnS1},
 	}
 }
 

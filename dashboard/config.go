@@ -59,6 +59,18 @@ type Config struct {
 	QueueGroup string
 	// SchoolName is printed on notices. Default "classpulse".
 	SchoolName string
+	// Limits are the per-token and per-address rate limits on the API and
+	// on WebSocket connects; a refused request gets 429 with Retry-After
+	// and the reason. Default: none (the command sets DefaultRateLimits).
+	Limits RateLimits
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// (the Ingress) whose X-Forwarded-For names the client, for the
+	// per-address limits. Default none: the peer address is the client.
+	TrustedProxies []string
+	// RevocationPoll is how often the replica rereads the token revocation
+	// list from Redis besides the pub/sub notice of each new revocation,
+	// and closes the WebSockets of revoked tokens. Default 15s; at most 1m.
+	RevocationPoll time.Duration
 }
 
 func (c *Config) applyDefaults() {
@@ -82,6 +94,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.RevocationPoll <= 0 {
+		c.RevocationPoll = 15 * time.Second
 	}
 	if c.QueueGroup == "" {
 		c.QueueGroup = "classpulse-queue"
@@ -123,6 +138,17 @@ func (c *Config) Validate() error {
 		if cat == stream.CategoryEngagement || cat == stream.CategoryClass {
 			return fmt.Errorf("dashboard: release category %q: live signals go to the instructor only", cat)
 		}
+	}
+	for _, r := range []Rate{c.Limits.APIPerToken, c.Limits.APIPerIP, c.Limits.WSPerToken, c.Limits.WSPerIP} {
+		if r.PerSecond < 0 || (r.PerSecond > 0 && r.Burst < 1) {
+			return fmt.Errorf("dashboard: rate limit %+v: a positive rate needs a burst of at least 1", r)
+		}
+	}
+	if c.RevocationPoll > time.Minute {
+		return fmt.Errorf("dashboard: revocation poll %v: at most 1m, so a revoked user's WebSockets close within a minute", c.RevocationPoll)
+	}
+	if _, err := parseProxies(c.TrustedProxies); err != nil {
+		return err
 	}
 	for _, b := range c.Brokers {
 		if !strings.Contains(b, ":") {

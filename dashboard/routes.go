@@ -47,7 +47,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	handle("GET /login", s.handleLogin)
 	handle("POST /logout", s.handleLogout)
-	handle("GET /ws", s.authed(s.serveWS))
+	handle("GET /ws", s.authed(s.trackSession(s.serveWS)))
 
 	static, _ := fs.Sub(webFS, "web")
 	fileServer := http.FileServerFS(static)
@@ -151,6 +151,9 @@ func (s *Server) authenticate(r *http.Request) (*Principal, string) {
 	if err != nil {
 		return nil, err.Error()
 	}
+	if bad, why := s.revoked.revoked(c); bad {
+		return nil, why
+	}
 	return &Principal{Claims: *c}, ""
 }
 
@@ -163,9 +166,15 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *Principal)) 
 			s.deny(w, r, nil, http.StatusForbidden, reason)
 			return
 		}
+		if !s.limitIP(w, r) {
+			return
+		}
 		p, reason := s.authenticate(r)
 		if p == nil {
 			s.deny(w, r, nil, http.StatusUnauthorized, reason)
+			return
+		}
+		if !s.limitToken(w, r, p) {
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -193,6 +202,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 // handleLogin turns a token in the URL into an HttpOnly session cookie and
 // redirects to the page for the role, so the token leaves the address bar.
 func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if !s.limitIP(w, r) {
+		return
+	}
 	tok := r.URL.Query().Get("token")
 	if tok == "" {
 		s.deny(w, r, nil, http.StatusUnauthorized, "no token in the sign-in link")
@@ -201,6 +213,10 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	c, err := ParseToken(s.keys, tok, s.now())
 	if err != nil {
 		s.deny(w, r, nil, http.StatusUnauthorized, err.Error())
+		return
+	}
+	if bad, why := s.revoked.revoked(c); bad {
+		s.deny(w, r, &Principal{Claims: *c}, http.StatusUnauthorized, why)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,10 @@ type Server struct {
 	// patterns are the route patterns routes registered, in order: the
 	// authorisation matrix test requires a row for each.
 	patterns []string
+	limits   limiters
+	proxies  []netip.Prefix
+	revoked  revocations
+	sessions sessions
 }
 
 type metrics struct {
@@ -65,6 +70,7 @@ type metrics struct {
 	live        *prometheus.CounterVec
 	redisErrors prometheus.Counter
 	audits      *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -91,6 +97,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		audits: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "classpulse_dashboard_audit_records_total", Help: "Audit records (staff reads of a student, help-loop steps) by outcome: published to classpulse.audit.v1, failed, or unpublished (no Kafka producer).",
 		}, []string{"outcome"}),
+		rateLimited: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "classpulse_dashboard_rate_limited_total", Help: "Requests refused with 429, by limit scope (api_token, api_ip, ws_token, ws_ip).",
+		}, []string{"scope"}),
 	}
 }
 
@@ -156,6 +165,8 @@ func New(cfg Config, rdb redis.UniversalClient, pub Publisher, logger *slog.Logg
 	if s.students == nil {
 		s.students = &liveStudentReader{rdb: rdb, store: s.store}
 	}
+	s.limits = newLimiters(cfg.Limits)
+	s.proxies, _ = parseProxies(cfg.TrustedProxies)
 	s.hub = newHub(s)
 	s.handler = s.routes()
 	return s, nil
@@ -217,6 +228,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// On an error the tail reads the head itself, as after a Redis restart.
 	warnHead, _ := lastStreamID(ctx, s.rdb, LiveWarnings)
 	stepHead, _ := lastStreamID(ctx, s.rdb, LiveInterventions)
+	s.refreshRevocations(ctx)
 	close(s.started)
 
 	srv := &http.Server{
@@ -256,6 +268,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { s.followTiles(gctx); return nil })
+	g.Go(func() error { s.followRevocations(gctx); return nil })
 	g.Go(func() error { s.hub.watchdog(gctx, 30*time.Second); return nil })
 	if len(s.cfg.Brokers) > 0 {
 		p, err := queue.NewProjector(queue.ProjectorConfig{Brokers: s.cfg.Brokers, Group: s.cfg.QueueGroup}, s.rdb, s.logger, s.reg)

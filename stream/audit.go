@@ -17,10 +17,11 @@ const (
 	AuditReadStudent   = "read_student"   // staff opened a student's page
 	AuditConsentChange = "consent_change" // consent granted or revoked
 	AuditHelpStep      = "help_step"      // a help-loop step recorded
+	AuditRevoke        = "revoke_token"   // an admin revoked a token or every token of a user
 )
 
 // AuditActions lists every action an audit record may name.
-var AuditActions = []string{AuditErase, AuditReadStudent, AuditConsentChange, AuditHelpStep}
+var AuditActions = []string{AuditErase, AuditReadStudent, AuditConsentChange, AuditHelpStep, AuditRevoke}
 
 // maxAuditCounts bounds the counts map, so a record stays small.
 const maxAuditCounts = 64

@@ -27,6 +27,13 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.TokenKeys, "token-keys", "", "token signing keys kid=hex,kid2=hex (default: a random key for this process only)")
 	fs.StringVar(&cfg.SchoolName, "school", "classpulse", "school name printed on notices")
 	fs.BoolVar(&cfg.SecureCookie, "secure-cookie", false, "mark the session cookie Secure (behind HTTPS)")
+	cfg.Limits = dashboard.DefaultRateLimits()
+	fs.Var(&cfg.Limits.APIPerToken, "rate-api-token", "API requests per token: <per second>/<burst>, or off")
+	fs.Var(&cfg.Limits.APIPerIP, "rate-api-ip", "API requests and sign-ins per client address: <per second>/<burst>, or off")
+	fs.Var(&cfg.Limits.WSPerToken, "rate-ws-token", "WebSocket connects per token: <per second>/<burst>, or off")
+	fs.Var(&cfg.Limits.WSPerIP, "rate-ws-ip", "WebSocket connects per client address: <per second>/<burst>, or off")
+	var proxies config.List
+	fs.Var(&proxies, "trusted-proxies", "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (for the per-address limits)")
 	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
 	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page (default: the embedded default policy)")
 	var scfg state.Config
@@ -39,6 +46,7 @@ func runDashboard(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.AllowedOrigins = origins
+	cfg.TrustedProxies = proxies
 	if !*noQueue {
 		cfg.Brokers = in.brokers
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -13,10 +14,13 @@ import (
 )
 
 func init() {
-	register("token", "issue a signed dashboard sign-in token: classpulse token --role instructor --class C1 --ttl 8h", runToken)
+	register("token", "issue a signed dashboard sign-in token: classpulse token --role instructor --class C1 --ttl 8h; revoke one: classpulse token revoke --jti ID | --sub USER", runToken)
 }
 
-func runToken(_ context.Context, args []string) error {
+func runToken(ctx context.Context, args []string) error {
+	if len(args) > 0 && args[0] == "revoke" {
+		return runTokenRevoke(ctx, args[1:], os.Stdout)
+	}
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	role := fs.String("role", "", "admin, instructor, counsellor, student or guardian")
 	sub := fs.String("sub", "", "the user's id (for --role student, the student id; default: the role name)")
@@ -65,5 +69,43 @@ func runToken(_ context.Context, args []string) error {
 	if *base != "" {
 		fmt.Fprintf(os.Stderr, "sign-in link: %s/login?token=%s\n", *base, tok)
 	}
+	return nil
+}
+
+const tokenRevokeSummary = `revoke a dashboard token (--jti, the token id in the audit log) or every token a user
+holds now (--sub; tokens issued afterwards work, e.g. for the user's new role). Every
+dashboard replica refuses the token at once (401) and closes its WebSockets within a
+minute. The list lives in Redis ({auth}:revoked), so give the dashboards' --redis.`
+
+// runTokenRevoke stores a revocation in Redis for every dashboard replica.
+func runTokenRevoke(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlagSet("token revoke", tokenRevokeSummary)
+	var in infra
+	in.register(fs, false, true)
+	jti := fs.String("jti", "", "id (jti) of the token to revoke")
+	sub := fs.String("sub", "", "user whose tokens issued until now are revoked")
+	reason := fs.String("reason", "", "why, kept with the revocation")
+	by := fs.String("by", "", `who revokes, kept with the revocation (default "cli:<os user>")`)
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if *by == "" {
+		*by = "cli:" + osUser()
+	}
+	rev := dashboard.Revocation{JTI: *jti, Subject: *sub, By: *by, Reason: *reason}
+	if err := rev.Validate(); err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	rdb := in.redisClient()
+	defer rdb.Close()
+	rev, err := dashboard.Revoke(ctx, rdb, rev, time.Now())
+	if err != nil {
+		return fmt.Errorf("token revoke: %w", err)
+	}
+	what := "token " + rev.JTI
+	if rev.Subject != "" {
+		what = "every token of " + rev.Subject + " issued until " + time.Unix(rev.At, 0).UTC().Format(time.RFC3339)
+	}
+	fmt.Fprintf(out, "revoked %s (kept until %s)\n", what, time.Unix(rev.Until, 0).UTC().Format(time.RFC3339))
 	return nil
 }
