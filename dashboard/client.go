@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -94,18 +95,30 @@ type pendingFrame struct {
 	data *outFrame
 }
 
-// client is one WebSocket connection. The handler goroutine reads; one
-// writer goroutine drains send. Whoever kills the client closes the
-// connection; the reader then returns and removes it from the hub.
+// client is one WebSocket connection. The handler goroutine reads; frames
+// to send wait in the client's queue until a worker of the hub's writer
+// pool writes them (writers.go): there is no goroutine per client for
+// writing. Whoever kills the client closes the connection; the reader then
+// returns and removes it from the hub.
 type client struct {
 	s    *Server
 	conn *websocket.Conn
 	p    *Principal
-	send chan *outFrame
+
+	// The send queue: at most cfg.SendQueue frames; scheduled while the
+	// client is on the writer pool's run queue or being drained.
+	qmu       sync.Mutex
+	q         []*outFrame
+	spare     []*outFrame
+	scheduled bool
+	// room is signalled after each drain, for a catch-up waiting for room.
+	room chan struct{}
 
 	// writeStart is when the write in progress began (Unix ns), 0 when
 	// idle; the hub's watchdog drops a client stuck past the deadline.
 	writeStart atomic.Int64
+	// nextPing is when the watchdog pings the client next (Unix ns).
+	nextPing atomic.Int64
 
 	killOnce sync.Once
 	reason   string
@@ -115,6 +128,15 @@ type client struct {
 	catchingUp bool
 	pending    []pendingFrame
 	lastWarn   streamID
+}
+
+func (c *client) isDead() bool {
+	select {
+	case <-c.dead:
+		return true
+	default:
+		return false
+	}
 }
 
 // kill disconnects the client at once, without a close handshake that a
@@ -129,12 +151,40 @@ func (c *client) kill(reason string) {
 
 // enqueue offers a frame without blocking; a full queue drops the client.
 func (c *client) enqueue(f *outFrame) {
-	select {
-	case c.send <- f:
-	case <-c.dead:
-	default:
+	switch c.tryEnqueue(f) {
+	case queueFull:
 		c.kill(reasonSlow)
 	}
+}
+
+type enqueueResult int
+
+const (
+	queued enqueueResult = iota
+	queueFull
+	queueDead
+)
+
+// tryEnqueue appends f to the send queue if there is room, and hands the
+// client to the writer pool if it is not there already.
+func (c *client) tryEnqueue(f *outFrame) enqueueResult {
+	c.qmu.Lock()
+	if c.isDead() {
+		c.qmu.Unlock()
+		return queueDead
+	}
+	if len(c.q) >= c.s.cfg.SendQueue {
+		c.qmu.Unlock()
+		return queueFull
+	}
+	c.q = append(c.q, f)
+	sched := !c.scheduled
+	c.scheduled = true
+	c.qmu.Unlock()
+	if sched {
+		c.s.hub.writers.schedule(c)
+	}
+	return queued
 }
 
 // offerWarning enqueues a live warning unless it was already sent (during
@@ -143,7 +193,7 @@ func (c *client) offerWarning(id streamID, frame *outFrame) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.catchingUp {
-		if len(c.pending) >= cap(c.send) {
+		if len(c.pending) >= c.s.cfg.SendQueue {
 			c.kill(reasonSlow)
 			return
 		}
@@ -157,35 +207,14 @@ func (c *client) offerWarning(id streamID, frame *outFrame) {
 	c.enqueue(frame)
 }
 
-// writeLoop sends queued frames. Writes carry no per-write timer: the
-// hub's watchdog enforces the write deadline for every client at once,
-// which keeps the cost of a frame to one channel receive and one write.
-func (c *client) writeLoop(ctx context.Context) {
-	for {
-		select {
-		case <-c.dead:
-			return
-		case <-ctx.Done():
-			c.kill(reasonShutdown)
-			return
-		case f := <-c.send:
-			c.writeStart.Store(time.Now().UnixNano())
-			var err error
-			if f == pingFrame {
-				err = c.conn.Ping(ctx)
-			} else {
-				err = c.conn.Write(context.Background(), websocket.MessageText, f.b)
-			}
-			c.writeStart.Store(0)
-			if err != nil {
-				if ctx.Err() != nil {
-					c.kill(reasonShutdown)
-				} else {
-					c.kill(reasonError)
-				}
-				return
-			}
-		}
+// ping checks that the peer is alive: a ping without its pong within the
+// write timeout drops the client. It runs on its own short-lived goroutine
+// (started by the watchdog) so that no writer waits for a round trip.
+func (c *client) ping() {
+	ctx, cancel := context.WithTimeout(context.Background(), c.s.cfg.WriteTimeout)
+	defer cancel()
+	if err := c.conn.Ping(ctx); err != nil {
+		c.kill(reasonSlow)
 	}
 }
 
@@ -373,17 +402,54 @@ func (c *client) catchUp(ctx context.Context, m *clientMsg) (string, error) {
 // sendBlocking queues a catch-up frame, waiting (within the write timeout)
 // for room: a catch-up may be longer than the queue.
 func (c *client) sendBlocking(ctx context.Context, f *outFrame) error {
-	t := time.NewTimer(c.s.cfg.WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.send <- f:
-		return nil
-	case <-c.dead:
-		return errors.New("client gone")
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		c.kill(reasonSlow)
-		return errors.New("client too slow for catch-up")
+	var t *time.Timer
+	for {
+		switch c.tryEnqueue(f) {
+		case queued:
+			if t != nil {
+				t.Stop()
+			}
+			return nil
+		case queueDead:
+			return errors.New("client gone")
+		}
+		if t == nil {
+			t = time.NewTimer(c.s.cfg.WriteTimeout)
+			defer t.Stop()
+		}
+		select {
+		case <-c.room:
+		case <-c.dead:
+			return errors.New("client gone")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+			c.kill(reasonSlow)
+			return errors.New("client too slow for catch-up")
+		}
 	}
+}
+
+// serveWS upgrades an authenticated request to a WebSocket client and
+// reads its frames until it disconnects.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// The Origin was checked (and audit-logged) by the auth middleware
+		// against the server's own origin and AllowedOrigins.
+		InsecureSkipVerify: true,
+		// Frames are small JSON; per-message deflate would cost a
+		// compressor per connection and CPU per frame per client.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		s.metrics.wsRefused.WithLabelValues("handshake").Inc()
+		return
+	}
+	conn.SetReadLimit(s.cfg.MaxMessageBytes)
+	c := &client{s: s, conn: conn, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
+	c.nextPing.Store(time.Now().Add(s.hub.pingEvery).UnixNano())
+	s.hub.add(c)
+	c.readLoop(r.Context())
+	s.hub.remove(c)
+	s.metrics.disconnects.WithLabelValues(c.reason).Inc()
 }

@@ -12,11 +12,14 @@ import (
 )
 
 // hub routes the live feed to connected clients. It holds the subscription
-// indexes; each client holds its own send queue and resume position. The
-// hub never blocks on a client: a client whose queue is full is dropped.
+// indexes and the writer pool; each client holds its own send queue and
+// resume position. The hub never blocks on a client: a client whose queue
+// is full is dropped.
 type hub struct {
-	s      *Server
-	logger *slog.Logger
+	s         *Server
+	logger    *slog.Logger
+	writers   *writerPool
+	pingEvery time.Duration // first ping of a new client
 
 	mu          sync.RWMutex
 	clients     map[*client]struct{}
@@ -29,6 +32,8 @@ func newHub(s *Server) *hub {
 	return &hub{
 		s:           s,
 		logger:      s.logger.With("component", "hub"),
+		writers:     newWriterPool(),
+		pingEvery:   30 * time.Second,
 		clients:     map[*client]struct{}{},
 		warnSubs:    map[*client]struct{}{},
 		classSubs:   map[string]map[*client]struct{}{},
@@ -115,24 +120,22 @@ func (h *hub) clientCount() int {
 }
 
 // watchdog drops clients whose write has been stuck longer than the write
-// timeout, and every pingEvery queues a ping for each client so that dead
-// peers are found. One goroutine does this for all clients.
+// timeout, and pings each client every pingEvery (counted from when it
+// connected, so pings are spread out) so that dead peers are found. One
+// goroutine does this for all clients; each ping waits for its pong on a
+// goroutine of its own.
 func (h *hub) watchdog(ctx context.Context, pingEvery time.Duration) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	lastPing := time.Now()
+	var cs []*client
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
 			limit := now.Add(-h.s.cfg.WriteTimeout).UnixNano()
-			ping := now.Sub(lastPing) >= pingEvery
-			if ping {
-				lastPing = now
-			}
 			h.mu.RLock()
-			cs := make([]*client, 0, len(h.clients))
+			cs = cs[:0]
 			for c := range h.clients {
 				cs = append(cs, c)
 			}
@@ -140,10 +143,12 @@ func (h *hub) watchdog(ctx context.Context, pingEvery time.Duration) {
 			for _, c := range cs {
 				if st := c.writeStart.Load(); st != 0 && st < limit {
 					c.kill(reasonSlow)
-				} else if ping {
-					c.enqueue(pingFrame)
+				} else if np := c.nextPing.Load(); np <= now.UnixNano() {
+					c.nextPing.Store(now.Add(pingEvery).UnixNano())
+					go c.ping()
 				}
 			}
+			clear(cs)
 		}
 	}
 }
@@ -192,6 +197,7 @@ func (h *hub) closeAll() {
 	for _, c := range cs {
 		c.kill(reasonShutdown)
 	}
+	h.writers.close()
 }
 
 // Frames the server sends (docs/api.md).
@@ -214,9 +220,6 @@ type interventionFrame struct {
 
 // outFrame is one encoded frame; one is shared by every client it goes to.
 type outFrame struct{ b []byte }
-
-// pingFrame asks a client's writer to ping instead of writing.
-var pingFrame = &outFrame{}
 
 func newFrame(v any) *outFrame { return &outFrame{b: mustJSON(v)} }
 

@@ -16,7 +16,6 @@ import (
 
 	"github.com/classpulse/classpulse/dashboard/queue"
 	"github.com/classpulse/classpulse/stream"
-	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/redis/go-redis/v9"
@@ -425,33 +424,6 @@ func (s *Server) inInstructorClass(ctx context.Context, p *Principal, student st
 		}
 	}
 	return false
-}
-
-// serveWS upgrades an authenticated request to a WebSocket client.
-func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		// The Origin was checked (and audit-logged) by the auth middleware
-		// against the server's own origin and AllowedOrigins.
-		InsecureSkipVerify: true,
-		CompressionMode:    websocket.CompressionDisabled,
-	})
-	if err != nil {
-		s.metrics.wsRefused.WithLabelValues("handshake").Inc()
-		return
-	}
-	conn.SetReadLimit(s.cfg.MaxMessageBytes)
-	c := &client{s: s, conn: conn, p: p, send: make(chan *outFrame, s.cfg.SendQueue), dead: make(chan struct{})}
-	s.hub.add(c)
-	ctx := r.Context()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.writeLoop(ctx)
-	}()
-	c.readLoop(ctx)
-	s.hub.remove(c)
-	<-done
-	s.metrics.disconnects.WithLabelValues(c.reason).Inc()
 }
 
 // bearer extracts the token from the Authorization header or the cookie.

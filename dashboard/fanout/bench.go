@@ -2,6 +2,7 @@ package fanout
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,11 +66,16 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	rate := fs.Int("rate", 10, "warnings written to the live stream per second (each goes to every client)")
 	dur := fs.Duration("duration", 10*time.Second, "how long warnings are written")
 	redisAddr := fs.String("redis", "", "Redis to use (default: start a redis-server on a free port)")
+	memProfile := fs.String("memprofile", "", "write a heap profile of the server process at the end of the writing phase to this file")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server process while warnings are written to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *clients < 1 || *clients > 50000 || *rate < 1 || *rate > 10000 || *dur <= 0 || *dur > 10*time.Minute {
 		return errors.New("want 1 ≤ --clients ≤ 50000, 1 ≤ --rate ≤ 10000, 0 < --duration ≤ 10m")
+	}
+	if *memProfile != "" {
+		runtime.MemProfileRate = 4096
 	}
 	limit, err := RaiseFileLimit()
 	if err != nil {
@@ -137,6 +144,19 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	}
 	fmt.Fprintf(out, "fanout: %s; writing %d warnings/s for %v\n", lines.Text(), *rate, *dur)
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	serverCPU0, clientCPU0 := cpuSeconds(0), cpuSeconds(cmd.Process.Pid)
+
 	// Write warnings at the rate, sampling our own resident memory.
 	var peakRSS int64
 	tick := time.NewTicker(time.Second / time.Duration(*rate))
@@ -170,10 +190,25 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	}
 	elapsed := time.Since(start)
 	peakRSS = max(peakRSS, rssBytes())
+	serverCPU, clientCPU := cpuSeconds(0)-serverCPU0, cpuSeconds(cmd.Process.Pid)-clientCPU0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			return err
+		}
+		runtime.GC() // the profile is as of the last collection
+		err = pprof.Lookup("heap").WriteTo(f, 0)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(out, "fanout: server memory: heap in use %.1f MB, stacks %.1f MB, goroutines %d, runtime total %.1f MB\n",
 		float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), runtime.NumGoroutine(), float64(ms.Sys-ms.HeapReleased)/(1<<20))
+	fmt.Fprintf(out, "fanout: CPU while writing: server %.2f cores, client process %.2f cores\n",
+		serverCPU/elapsed.Seconds(), clientCPU/elapsed.Seconds())
 	time.Sleep(time.Second) // let the last pushes land
 	_ = stdin.Close()
 	if !lines.Scan() {
@@ -191,6 +226,32 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	stop()
 	<-runErr
 	return nil
+}
+
+// cpuSeconds is the user+system CPU time of process pid (0: this one) so
+// far, from /proc; 0 if unreadable.
+func cpuSeconds(pid int) float64 {
+	path := "/proc/self/stat"
+	if pid != 0 {
+		path = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name (which may hold spaces), from the
+	// state (field 3): utime and stime are fields 14 and 15, in clock ticks.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
 // rssBytes reads this process's resident set size from /proc.

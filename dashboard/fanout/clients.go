@@ -52,6 +52,10 @@ func Clients(ctx context.Context, args []string, out io.Writer) error {
 		dropped  atomic.Int64
 		ready    sync.WaitGroup
 		sem      = make(chan struct{}, 64)
+		conns    struct {
+			sync.Mutex
+			list []*websocket.Conn
+		}
 	)
 	t0 := time.Now()
 	var dialErr atomic.Value
@@ -92,17 +96,33 @@ func Clients(ctx context.Context, args []string, out io.Writer) error {
 				dropped.Add(1)
 				return
 			}
+			conns.Lock()
+			conns.list = append(conns.list, c)
+			conns.Unlock()
+			// Reads carry no context deadline (a cancellable context costs
+			// a timer registration per read on a context shared by every
+			// client); the end of the run closes the connections instead.
 			local := make([]uint32, 0, 256)
+			buf := make([]byte, 4096)
 			for {
-				_, b, err := c.Read(ctx)
-				if err != nil {
+				_, r, err := c.Reader(context.Background())
+				n := 0
+				for err == nil {
+					if n == len(buf) {
+						buf = append(buf, make([]byte, len(buf))...)
+					}
+					var m int
+					m, err = r.Read(buf[n:])
+					n += m
+				}
+				if err != io.EOF {
 					if ctx.Err() == nil {
 						dropped.Add(1)
 					}
 					break
 				}
 				now := time.Now().UnixMicro()
-				if sent, ok := sentUS(b); ok {
+				if sent, ok := sentUS(buf[:n]); ok {
 					d := ((now%usWrap - sent) + usWrap) % usWrap
 					local = append(local, uint32(min(d, 1<<31)))
 					received.Add(1)
@@ -122,6 +142,11 @@ func Clients(ctx context.Context, args []string, out io.Writer) error {
 	// Run until the parent closes our stdin.
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 	cancel()
+	conns.Lock()
+	for _, c := range conns.list {
+		_ = c.CloseNow()
+	}
+	conns.Unlock()
 	wg.Wait()
 	slices.Sort(lats)
 	pct := func(p float64) float64 {
