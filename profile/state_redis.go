@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/classpulse/classpulse/profile/learner"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/state"
 )
@@ -219,7 +220,7 @@ type WriteResult struct {
 const writeBatch = 1000
 
 // WriteLearners writes each record into its student's roster hash
-// (stream/state.ProfileKey, field LearnerField(course)), so it carries the
+// (stream/state.ProfileKey, field learner.Field(course)), so it carries the
 // student's hash tag and lands on the student's shard. It is idempotent: a
 // record whose values equal the stored ones is not rewritten, so running
 // the same assignment twice leaves the state byte for byte as it was.
@@ -231,7 +232,7 @@ func WriteLearners(ctx context.Context, rdb redis.UniversalClient, recs []Studen
 		pipe := rdb.Pipeline()
 		gets := make([]*redis.StringCmd, len(batch))
 		for i, r := range batch {
-			gets[i] = pipe.HGet(ctx, state.ProfileKey(r.Student), LearnerField(r.Course))
+			gets[i] = pipe.HGet(ctx, state.ProfileKey(r.Student), learner.Field(r.Course))
 		}
 		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return res, fmt.Errorf("profile: read stored learner records: %w", err)
@@ -240,17 +241,17 @@ func WriteLearners(ctx context.Context, rdb redis.UniversalClient, recs []Studen
 		n := 0
 		for i, r := range batch {
 			if old, err := gets[i].Result(); err == nil {
-				var prev Learner
-				if json.Unmarshal([]byte(old), &prev) == nil && prev.sameValues(&r.Learner) {
+				var prev learner.Record
+				if json.Unmarshal([]byte(old), &prev) == nil && prev.SameValues(&r.Record) {
 					res.Unchanged++
 					continue
 				}
 			}
-			v, err := r.Learner.Marshal()
+			v, err := r.Record.Marshal()
 			if err != nil {
 				return res, fmt.Errorf("learner record of %s: %w", r.Student, err)
 			}
-			pipe.HSet(ctx, state.ProfileKey(r.Student), LearnerField(r.Course), v)
+			pipe.HSet(ctx, state.ProfileKey(r.Student), learner.Field(r.Course), v)
 			n++
 		}
 		if n > 0 {

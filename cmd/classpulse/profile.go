@@ -13,12 +13,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/profile"
+	"github.com/classpulse/classpulse/stream/state"
 )
 
-const profileSummary = "learner profiles and grade prediction: cohort, report, train, predict"
+const profileSummary = "learner profiles and grade prediction: cohort, report, train, predict, assign"
 
 var profileCommands = map[string]struct {
 	summary string
@@ -28,6 +30,7 @@ var profileCommands = map[string]struct {
 	"report":  {"cluster learners, compare grade predictors, write an HTML report", runProfileReport},
 	"train":   {"train a grade model on a feature CSV and save it as JSON", runProfileTrain},
 	"predict": {"score a feature CSV with a saved model: id, class, probabilities", runProfilePredict},
+	"assign":  {"profile every student in the live state and write profile (and predicted grade) back to it", runProfileAssign},
 }
 
 func init() {
@@ -320,4 +323,88 @@ func runProfilePredict(_ context.Context, args []string) error {
 		cw.Flush()
 		return cw.Error()
 	})
+}
+
+func runProfileAssign(ctx context.Context, args []string) error {
+	fs := newFlagSet("profile assign", "Profile every student and course in the processor's state in Redis (the features of `export features --redis`), and write each one's profile and, with --model, the predicted grade and probability of D back to the student's roster hash ({s:<id>}:profile, field learner|<course>, JSON) with the time and the model version. Idempotent: a record whose values did not change is not rewritten.")
+	var lf logFlags
+	lf.register(fs)
+	var in infra
+	fs.StringVar(&in.redis, "redis", "127.0.0.1:6379", "Redis address host:port (several, comma-separated, for a cluster)")
+	fs.BoolVar(&in.redisCluster, "redis-cluster", false, "treat --redis as Redis Cluster seed nodes even when only one is given")
+	var scfg state.Config
+	fs.DurationVar(&scfg.Horizon, "horizon", 0, "the processor's --horizon (default 10m)")
+	workers := fs.Int("workers", 4, "students read concurrently")
+	windows := fs.Int("windows", profile.DefaultWindows, "time windows each course's click counts are cut into (as the model was trained with)")
+	modelPath := fs.String("model", "", "grade model file (profile train); without it only profiles are written")
+	dry := fs.Bool("dry-run", false, "compute and print id,course,profile,grade,p_d as CSV, write nothing to Redis")
+	var opt profile.Options
+	fs.Uint64Var(&opt.Seed, "seed", 1, "random seed")
+	fs.IntVar(&opt.K, "k", 0, "number of profiles, 0 for the elbow method")
+	fs.IntVar(&opt.MaxK, "max-k", 8, "largest k the elbow method tries")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := lf.logger()
+	if err != nil {
+		return err
+	}
+	var m *profile.Model
+	if *modelPath != "" {
+		mf, err := os.Open(*modelPath)
+		if err != nil {
+			return err
+		}
+		m, err = profile.LoadModel(mf)
+		mf.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", *modelPath, err)
+		}
+	}
+	t, err := featuresFromRedis(ctx, &in, scfg, *windows, *workers, logger)
+	if err != nil {
+		return err
+	}
+	opt.Label, opt.Logger = "-", logger // no such column: no model comparison here
+	res, err := profile.Run(t, opt)
+	if err != nil {
+		return err
+	}
+	recs, err := profile.Learners(t, res, m, opt.Seed, time.Now())
+	if err != nil {
+		return err
+	}
+	if *dry {
+		return writeFile("-", func(w io.Writer) error { return writeLearners(w, recs) })
+	}
+	rdb := in.redisClient()
+	defer rdb.Close()
+	wr, err := profile.WriteLearners(ctx, rdb, recs)
+	if err != nil {
+		return err
+	}
+	model := ""
+	if m != nil {
+		model = m.ID()
+	}
+	logger.Info("profiles written back", "rows", len(recs), "written", wr.Written, "unchanged", wr.Unchanged, "k", res.K, "model", model)
+	return ctx.Err()
+}
+
+func writeLearners(w io.Writer, recs []profile.StudentLearner) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"id", "course", "cluster", "profile", "grade", "p_d"}); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		pd := ""
+		if r.PD != nil {
+			pd = strconv.FormatFloat(*r.PD, 'f', 4, 64)
+		}
+		if err := cw.Write([]string{r.Student, r.Course, strconv.Itoa(r.Cluster), r.Profile, r.Grade, pd}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
