@@ -210,9 +210,10 @@ func defaults() *Policy {
 			Inattentive: ClassShare{Enabled: true, Yellow: 0.5, Red: 0.7},
 			Absent:      ClassShare{Enabled: true, Yellow: 0.3, Red: 0.5},
 		},
-		Dynamic: Dynamic{RequiredTime: true, EmotionLimits: true},
-		Trend:   TrendRule{Enabled: true, Drop: 0.10, MinPreviousHours: 1, Level: "info"},
-		Peer:    PeerRule{Enabled: true, Basis: "median", Ratio: 0.8, MinClass: 5, Level: "info"},
+		Dynamic:       Dynamic{RequiredTime: true, EmotionLimits: true},
+		Trend:         TrendRule{Enabled: true, Drop: 0.10, MinPreviousHours: 1, Level: "info"},
+		Peer:          PeerRule{Enabled: true, Basis: "median", Ratio: 0.8, MinClass: 5, Level: "info"},
+		PredictedRisk: defaultPredictedRisk,
 		Lifecycle: Lifecycle{
 			Academic: Hold{MinHold: 24 * time.Hour},
 			Live:     Hold{MinHold: time.Minute, Cooldown: 5 * time.Minute},

@@ -33,6 +33,8 @@ type Policy struct {
 	Trend TrendRule `yaml:"trend"`
 	// Peer holds the peer-position notice.
 	Peer PeerRule `yaml:"peer"`
+	// PredictedRisk holds the predicted-risk notice (rules/predicted.go).
+	PredictedRisk PredictedRiskRule `yaml:"predicted_risk"`
 	// Lifecycle holds the hold and cool-down times per family.
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Custom lists the school's own rules as CEL expressions.

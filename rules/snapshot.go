@@ -30,6 +30,9 @@ type Snapshot struct {
 	// Peers holds the study-time statistics of the student's class, keyed by
 	// course id, for the current term.
 	Peers map[string]PeerStats
+	// Predictions holds the grade predictions written back to the
+	// student's state (PredictionsFromProfile), one per course.
+	Predictions []Prediction
 }
 
 // Profile is the student's standing data, from enrolment.

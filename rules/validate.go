@@ -231,6 +231,7 @@ func (p *Policy) validateRules(v *validator) {
 		v.errf(at(nil, "peer", "min_class"), "must be >= 2 (got %d)", pe.MinClass)
 	}
 	noticeLevel(v, at(nil, "peer", "level"), pe.Level)
+	p.validatePredictedRisk(v)
 
 	for _, h := range []struct {
 		name string
