@@ -71,6 +71,11 @@ type Config struct {
 	// list from Redis besides the pub/sub notice of each new revocation,
 	// and closes the WebSockets of revoked tokens. Default 15s; at most 1m.
 	RevocationPoll time.Duration
+	// TLSCert and TLSKey are PEM files of the certificate chain and key
+	// the server answers HTTPS and WSS with. Default none: plain HTTP, for
+	// a listener on loopback or behind a TLS-terminating Ingress. With
+	// them the session cookie is always Secure.
+	TLSCert, TLSKey string
 }
 
 func (c *Config) applyDefaults() {

@@ -220,7 +220,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: cookieName, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookie,
+		Name: cookieName, Value: tok, Path: "/", HttpOnly: true, Secure: s.cfg.SecureCookie || s.tlsConf != nil,
 		SameSite: http.SameSiteLaxMode, Expires: time.Unix(c.Expires, 0),
 	})
 	next := r.URL.Query().Get("next")

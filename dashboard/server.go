@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,6 +60,7 @@ type Server struct {
 	proxies  []netip.Prefix
 	revoked  revocations
 	sessions sessions
+	tlsConf  *tls.Config
 }
 
 type metrics struct {
@@ -164,6 +166,9 @@ func New(cfg Config, rdb redis.UniversalClient, pub Publisher, logger *slog.Logg
 	if s.students == nil {
 		s.students = &liveStudentReader{rdb: rdb, store: s.store}
 	}
+	if err := s.loadTLS(); err != nil {
+		return nil, fmt.Errorf("dashboard: %w", err)
+	}
 	s.limits = newLimiters(cfg.Limits)
 	s.proxies, _ = parseProxies(cfg.TrustedProxies)
 	s.hub = newHub(s)
@@ -181,7 +186,7 @@ func (s *Server) IssueToken(c Claims) (string, error) { return IssueToken(s.keys
 // SignInURL returns the URL that signs a browser in with token (once Run
 // has started; before, it uses the configured address).
 func (s *Server) SignInURL(token string) string {
-	return "http://" + s.Addr() + "/login?token=" + token
+	return s.scheme() + "://" + s.Addr() + "/login?token=" + token
 }
 
 // Handler returns the HTTP handler, for embedding in another server.
@@ -210,7 +215,7 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.ran.Swap(true) {
 		return errors.New("dashboard: Run called twice")
 	}
-	ln, err := net.Listen("tcp", s.cfg.Addr)
+	ln, err := s.listen()
 	if err != nil {
 		return fmt.Errorf("dashboard: listen %s: %w", s.cfg.Addr, err)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -34,6 +35,8 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs.Var(&cfg.Limits.WSPerIP, "rate-ws-ip", "WebSocket connects per client address: <per second>/<burst>, or off")
 	var proxies config.List
 	fs.Var(&proxies, "trusted-proxies", "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (for the per-address limits)")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve HTTPS and WSS with (with --tls-key; default plain HTTP)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key of --tls-cert")
 	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
 	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page (default: the embedded default policy)")
 	var scfg state.Config
@@ -45,6 +48,18 @@ func runDashboard(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := in.checkTLS(); err != nil {
+		return err
+	}
+	transport, err := in.kafkaTransport()
+	if err != nil {
+		return err
+	}
+	if transport != nil && !*noQueue {
+		// The queue projector's consumer (dashboard/queue) has no TLS
+		// option yet; refuse rather than half-encrypt.
+		return errors.New("--kafka-tls*: the queue projector cannot use TLS yet; run the dashboard with --no-queue and project the queue elsewhere (docs/security.md)")
+	}
 	cfg.AllowedOrigins = origins
 	cfg.TrustedProxies = proxies
 	if !*noQueue {
@@ -54,7 +69,7 @@ func runDashboard(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rdb := in.redisClient()
 	defer rdb.Close()
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, Transport: transport}, logger)
 	if err != nil {
 		return err
 	}

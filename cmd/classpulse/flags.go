@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/rules"
@@ -20,16 +23,20 @@ type infra struct {
 	redisCluster bool
 	logLevel     string
 	logFormat    string
+	kafkaTLS     config.TLS
+	redisTLS     config.TLS
 }
 
 func (f *infra) register(fs *flag.FlagSet, withKafka, withRedis bool) {
 	if withKafka {
 		f.brokers = config.List{"127.0.0.1:9092"}
 		fs.Var(&f.brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
+		f.kafkaTLS.Register(fs, "kafka", "Kafka")
 	}
 	if withRedis {
 		fs.StringVar(&f.redis, "redis", "127.0.0.1:6379", "Redis address host:port (several, comma-separated, for a cluster)")
 		fs.BoolVar(&f.redisCluster, "redis-cluster", false, "treat --redis as Redis Cluster seed nodes even when only one is given")
+		f.redisTLS.Register(fs, "redis", "Redis")
 	}
 	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -40,13 +47,42 @@ func (f *infra) logger() (*slog.Logger, error) {
 }
 
 // redisClient connects to a single Redis or, given several addresses or
-// --redis-cluster, to a Redis Cluster.
+// --redis-cluster, to a Redis Cluster; over TLS with --redis-tls*. A TLS
+// file that cannot be read makes every command of the client fail with
+// that error (see checkTLS to fail at start instead).
 func (f *infra) redisClient() redis.UniversalClient {
 	addrs := strings.Split(f.redis, ",")
-	if f.redisCluster || len(addrs) > 1 {
-		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	tc, err := f.redisTLS.Client()
+	var dialErr func(context.Context, string, string) (net.Conn, error)
+	if err != nil {
+		dialErr = func(context.Context, string, string) (net.Conn, error) { return nil, fmt.Errorf("redis %w", err) }
 	}
-	return redis.NewClient(&redis.Options{Addr: addrs[0]})
+	if f.redisCluster || len(addrs) > 1 {
+		return redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, TLSConfig: tc, Dialer: dialErr})
+	}
+	return redis.NewClient(&redis.Options{Addr: addrs[0], TLSConfig: tc, Dialer: dialErr})
+}
+
+// checkTLS reads the Kafka and Redis TLS files, so that a missing or bad
+// file stops a command at start with a clear error.
+func (f *infra) checkTLS() error {
+	if _, err := f.kafkaTLS.Client(); err != nil {
+		return fmt.Errorf("kafka %w", err)
+	}
+	if _, err := f.redisTLS.Client(); err != nil {
+		return fmt.Errorf("redis %w", err)
+	}
+	return nil
+}
+
+// kafkaTransport is the producers' connection set-up: nil (plain TCP)
+// unless --kafka-tls* is given.
+func (f *infra) kafkaTransport() (*kafka.Transport, error) {
+	tc, err := f.kafkaTLS.Client()
+	if err != nil || tc == nil {
+		return nil, err
+	}
+	return &kafka.Transport{TLS: tc, ClientID: "classpulse"}, nil
 }
 
 // loadPolicy reads the policy file, or the embedded default when path is
