@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -47,16 +46,10 @@ func (s *Server) apiClassTiles(w http.ResponseWriter, r *http.Request, p *Princi
 		s.deny(w, r, p, http.StatusForbidden, "class "+class+" is not one of your classes")
 		return
 	}
-	m, err := s.rdb.HGetAll(r.Context(), TilesKey(class)).Result()
+	tiles, err := s.classTiles(r.Context(), class)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", "redis: "+err.Error())
 		return
-	}
-	tiles := make([]json.RawMessage, 0, len(m))
-	for _, v := range m {
-		if json.Valid([]byte(v)) {
-			tiles = append(tiles, json.RawMessage(v))
-		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"class": class, "tiles": tiles})
 }

@@ -13,7 +13,6 @@ import (
 
 	"github.com/classpulse/classpulse/stream"
 	"github.com/coder/websocket"
-	"github.com/redis/go-redis/v9"
 )
 
 // Channel kinds a client may subscribe to.
@@ -321,15 +320,11 @@ func (c *client) handle(ctx context.Context, m *clientMsg) error {
 		h.mu.Lock()
 		addTo(h.classSubs, arg, c)
 		h.mu.Unlock()
-		tiles, err := c.s.rdb.HGetAll(ctx, TilesKey(arg)).Result()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			c.s.logger.Warn("reading class tiles", "class", arg, "err", err)
-		}
 		snap := snapshotFrame{Type: "snapshot", Channel: m.Channel, Tiles: []json.RawMessage{}}
-		for _, v := range tiles {
-			if json.Valid([]byte(v)) {
-				snap.Tiles = append(snap.Tiles, json.RawMessage(v))
-			}
+		if tiles, err := c.s.classTiles(ctx, arg); err != nil {
+			c.s.logger.Warn("reading class tiles", "class", arg, "err", err)
+		} else {
+			snap.Tiles = tiles
 		}
 		c.enqueue(newFrame(ackFrame{Type: "subscribed", Channel: m.Channel}))
 		c.enqueue(newFrame(snap))

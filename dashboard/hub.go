@@ -20,6 +20,7 @@ type hub struct {
 	logger    *slog.Logger
 	writers   *writerPool
 	pingEvery time.Duration // first ping of a new client
+	roster    rosterByClass // the class roster, for not-captured tiles
 
 	mu          sync.RWMutex
 	clients     map[*client]struct{}
