@@ -82,6 +82,8 @@ type studentView struct {
 	Roster   *queue.RosterEntry `json:"roster,omitempty"`
 	Live     *LiveSeries        `json:"live,omitempty"`
 	Academic *Academic          `json:"academic,omitempty"`
+	// Learner is for staff only (learnerFor).
+	Learner *LearnerView `json:"learner,omitempty"`
 	// Missing names the parts that are not available, with why.
 	Missing  map[string]string `json:"missing,omitempty"`
 	Warnings []*recordView     `json:"warnings"`
@@ -118,6 +120,7 @@ func (s *Server) apiStudent(w http.ResponseWriter, r *http.Request, p *Principal
 			v.Missing["live"] = err.Error()
 		}
 	}
+	v.Learner = s.learnerFor(ctx, p, id, v.Missing)
 	if a, err := s.students.Academic(ctx, id, r.URL.Query().Get("term")); err == nil {
 		v.Academic = a
 	} else {

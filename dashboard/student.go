@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
+	"github.com/classpulse/classpulse/profile/learner"
 	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -66,6 +68,76 @@ type GradeRow struct {
 	Passed   bool    `json:"passed"`
 	Elective bool    `json:"elective"`
 	Core     bool    `json:"core"`
+}
+
+// LearnerView is what `classpulse profile assign` last wrote about a
+// student (package profile/learner): per course the learner profile and,
+// when a grade model was given, the predicted grade and probability of D,
+// with when and by which model they were computed.
+type LearnerView struct {
+	Courses []LearnerCourse `json:"courses"`
+}
+
+// LearnerCourse is one course's learner record.
+type LearnerCourse struct {
+	Course  string `json:"course"`
+	Profile string `json:"profile"`
+	Cluster int    `json:"cluster"`
+	K       int    `json:"k"`
+	// PredictedGrade and PD are empty when no model was given.
+	PredictedGrade string    `json:"predicted_grade,omitempty"`
+	PD             *float64  `json:"p_d,omitempty"`
+	Model          string    `json:"model,omitempty"`
+	At             time.Time `json:"at"`
+}
+
+// learnerReader is implemented by the StudentReaders that can read the
+// learner records (both of this package's readers do). It is separate
+// from StudentReader so that other readers need not.
+type learnerReader interface {
+	Learner(ctx context.Context, student string) (*LearnerView, error)
+}
+
+// readLearner reads the learner records from the student's roster hash,
+// where `classpulse profile assign` writes them.
+func readLearner(ctx context.Context, rdb redis.UniversalClient, student string) (*LearnerView, error) {
+	m, err := rdb.HGetAll(ctx, state.ProfileKey(student)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("learner profile of %s: %w", student, err)
+	}
+	recs := learner.Parse(m)
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("learner profile of %s: %w (none assigned yet: classpulse profile assign)", student, ErrNotAvailable)
+	}
+	v := &LearnerView{Courses: make([]LearnerCourse, 0, len(recs))}
+	for _, r := range recs {
+		v.Courses = append(v.Courses, LearnerCourse{Course: r.Course, Profile: r.Profile, Cluster: r.Cluster, K: r.K,
+			PredictedGrade: r.Grade, PD: r.PD, Model: r.Model, At: r.At})
+	}
+	return v, nil
+}
+
+// learnerFor is the learner part of the student page for p. Profiles and
+// predicted grades are for staff (admin, counsellor, instructor) only:
+// a student or guardian never sees a profile label or a predicted risk on
+// the page. What reaches them is a predicted-risk warning, through the
+// same release rule as every warning (confirmed, and its category "risk"
+// in Config.ReleaseCategories). Missing parts are noted in missing.
+func (s *Server) learnerFor(ctx context.Context, p *Principal, student string, missing map[string]string) *LearnerView {
+	if !p.Role.Staff() {
+		return nil
+	}
+	lr, ok := s.students.(learnerReader)
+	if !ok {
+		missing["learner"] = "learner profile: " + ErrNotAvailable.Error() + " (the student reader does not read it)"
+		return nil
+	}
+	v, err := lr.Learner(ctx, student)
+	if err != nil {
+		missing["learner"] = err.Error()
+		return nil
+	}
+	return v
 }
 
 // liveStudentReader is the default StudentReader: the live signal from the
@@ -130,6 +202,11 @@ func (r *liveStudentReader) Live(ctx context.Context, student string) (*LiveSeri
 		return out, nil
 	}
 	return nil, fmt.Errorf("live signal of %s: %w", student, ErrNotAvailable)
+}
+
+// Learner implements learnerReader.
+func (r *liveStudentReader) Learner(ctx context.Context, student string) (*LearnerView, error) {
+	return readLearner(ctx, r.rdb, student)
 }
 
 func (r *liveStudentReader) Academic(context.Context, string, string) (*Academic, error) {

@@ -29,6 +29,7 @@ type StatePolicy interface {
 // It lives here rather than in stream/state so that the state package
 // stays below the dashboard and the rules in the import graph.
 type StateReader struct {
+	rdb    redis.UniversalClient
 	r      *state.Reader
 	policy StatePolicy
 	now    func() time.Time
@@ -48,7 +49,7 @@ func NewStateReader(rdb redis.UniversalClient, cfg state.Config, policy StatePol
 	if now == nil {
 		now = time.Now
 	}
-	return &StateReader{r: r, policy: policy, now: now}, nil
+	return &StateReader{rdb: rdb, r: r, policy: policy, now: now}, nil
 }
 
 // Live implements StudentReader: one point per second of the current
@@ -78,6 +79,12 @@ func (s *StateReader) Live(ctx context.Context, student string) (*LiveSeries, er
 		out.Points = append(out.Points, p)
 	}
 	return out, nil
+}
+
+// Learner implements learnerReader: the records `classpulse profile
+// assign` wrote into the student's roster hash.
+func (s *StateReader) Learner(ctx context.Context, student string) (*LearnerView, error) {
+	return readLearner(ctx, s.rdb, student)
 }
 
 // Academic implements StudentReader. An empty term means the term the
