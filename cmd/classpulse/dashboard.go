@@ -21,6 +21,7 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs := newFlagSet("dashboard", dashboardSummary)
 	var in infra
 	in.register(fs, true, true)
+	in.registerKafkaTLS(fs)
 	var cfg dashboard.Config
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
 	var origins config.List

@@ -31,7 +31,6 @@ func (f *infra) register(fs *flag.FlagSet, withKafka, withRedis bool) {
 	if withKafka {
 		f.brokers = config.List{"127.0.0.1:9092"}
 		fs.Var(&f.brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
-		f.kafkaTLS.Register(fs, "kafka", "Kafka")
 	}
 	if withRedis {
 		fs.StringVar(&f.redis, "redis", "127.0.0.1:6379", "Redis address host:port (several, comma-separated, for a cluster)")
@@ -74,6 +73,11 @@ func (f *infra) checkTLS() error {
 	}
 	return nil
 }
+
+// registerKafkaTLS adds the --kafka-tls* flags. Only commands whose every
+// Kafka client takes the TLS set-up (kafkaTransport) register them, so a
+// command that would ignore them refuses them as unknown flags instead.
+func (f *infra) registerKafkaTLS(fs *flag.FlagSet) { f.kafkaTLS.Register(fs, "kafka", "Kafka") }
 
 // kafkaTransport is the producers' connection set-up: nil (plain TCP)
 // unless --kafka-tls* is given.

@@ -22,6 +22,7 @@ func infraFrom(t *testing.T, args ...string) *infra {
 	fs := newFlagSet("test", "")
 	var in infra
 	in.register(fs, true, true)
+	in.registerKafkaTLS(fs)
 	if err := fs.Parse(args); err != nil {
 		t.Fatal(err)
 	}
