@@ -95,6 +95,8 @@ func matrixRoutes(ref string) map[string]routeRow {
 		// Help plans, deliveries and reports (issue 9).
 		"GET /api/v1/warnings/{ref}/plan":       {method: "GET", path: "/api/v1/warnings/" + ref + "/plan", allow: worksOnS1},
 		"GET /api/v1/warnings/{ref}/deliveries": {method: "GET", path: "/api/v1/warnings/" + ref + "/deliveries", allow: worksOnS1},
+		"GET /api/v1/reports/effectiveness":     {method: "GET", path: "/api/v1/reports/effectiveness?term=2026-autumn", allow: []string{"admin", "counsellor", "counsellor_out"}},
+		"GET /effectiveness":                    {method: "GET", path: "/effectiveness", public: true},
 	}
 }
 

@@ -99,6 +99,7 @@ func (s *Server) apiPlanPrefill(w http.ResponseWriter, r *http.Request, p *Princ
 func (s *Server) helpLoopRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /api/v1/warnings/{ref}/plan", s.authed(s.apiPlanPrefill))
 	handle("GET /api/v1/warnings/{ref}/deliveries", s.authed(s.apiDeliveries))
+	handle("GET /api/v1/reports/effectiveness", s.authed(s.apiEffectiveness))
 }
 
 // apiDeliveries answers GET /api/v1/warnings/{ref}/deliveries: every

@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +82,40 @@ func TestDeliveriesShowNotifyAttempts(t *testing.T) {
 	h.project(other)
 	if code, body, raw := h.do("GET", "/api/v1/warnings/"+other.Ref+"/deliveries", counsellor, ""); code != 200 || len(body["deliveries"].([]any)) != 0 {
 		t.Errorf("a warning without attempts: %d %s", code, raw)
+	}
+}
+
+func TestEffectivenessReportAPI(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	if err := queue.NewStore(h.rdb).SetRoster(context.Background(), []queue.RosterEntry{{Student: "s1", Unit: "U1"}, {Student: "s2", Unit: "U2"}}); err != nil {
+		t.Fatal(err)
+	}
+	w1 := warning("s1", "", "", stream.CategoryStudy, stream.LevelYellow)
+	w2 := warning("s2", "", "", stream.CategoryStudy, stream.LevelYellow)
+	cleared := *w1
+	cleared.Header = stream.NewHeader("s1", w1.TS.Add(48*time.Hour))
+	cleared.State = stream.StateCleared
+	h.project(w1, w2, &cleared)
+	term := queue.TermOf(w1.TS.Time)
+	admin := h.token(Claims{Subject: "a1", Role: RoleAdmin})
+	code, body, raw := h.do("GET", "/api/v1/reports/effectiveness?term="+term, admin, "")
+	total, _ := body["total"].(map[string]any)
+	if code != 200 || total["warned"] != 2.0 || total["recovered"] != 1.0 || total["median_days"] != 2.0 {
+		t.Fatalf("admin report: %d %s", code, raw)
+	}
+	counsellor := h.token(Claims{Subject: "c1", Role: RoleCounsellor, Units: []string{"U2"}})
+	if code, body, raw := h.do("GET", "/api/v1/reports/effectiveness?term="+term, counsellor, ""); code != 200 ||
+		body["total"].(map[string]any)["warned"] != 1.0 || body["total"].(map[string]any)["recovered"] != 0.0 {
+		t.Errorf("scoped report: %d %s", code, raw)
+	}
+	if code, _, csv := h.do("GET", "/api/v1/reports/effectiveness?format=csv&term="+term, admin, ""); code != 200 ||
+		!strings.HasPrefix(csv, "term,category,playbook,warned,recovered,share,median_days_to_recovery,escalated\n") ||
+		!strings.Contains(csv, term+",study,none,2,1,0.5,2,0\n") {
+		t.Errorf("csv: %d %q", code, csv)
+	}
+	for _, bad := range []string{"term=../x", "format=pdf"} {
+		if code, body, _ := h.do("GET", "/api/v1/reports/effectiveness?"+bad, admin, ""); code != 400 || body["field"] == nil {
+			t.Errorf("%s: %d %v", bad, code, body)
+		}
 	}
 }

@@ -20,11 +20,12 @@ var webFS embed.FS
 // load (they hold no data); everything they show comes from the API and
 // the WebSocket, which do.
 var pages = map[string]string{
-	"/":        "web/index.html",
-	"/student": "web/student.html",
-	"/queue":   "web/queue.html",
-	"/notice":  "web/notice.html",
-	"/summary": "web/summary.html",
+	"/":              "web/index.html",
+	"/student":       "web/student.html",
+	"/queue":         "web/queue.html",
+	"/notice":        "web/notice.html",
+	"/summary":       "web/summary.html",
+	"/effectiveness": "web/effectiveness.html",
 }
 
 // routes builds the handler: every route is instrumented with its pattern
