@@ -40,6 +40,7 @@ type Server struct {
 	keys     Keys
 	store    *queue.Store
 	students StudentReader
+	xapi     http.Handler // the xAPI endpoint, mounted when set (WithXAPI)
 	gatherer prometheus.Gatherer
 	reg      prometheus.Registerer
 	metrics  *metrics
