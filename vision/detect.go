@@ -10,8 +10,51 @@ import (
 	"gocv.io/x/gocv"
 )
 
+// Detector chains (DetectConfig.Chain): which detectors find faces and
+// which confirm them. Measured against hand-made ground truth on face-api's
+// demo photos by `classpulse-edge bench detectors` (docs/edge.md).
+const (
+	// ChainHaar: Haar cascade boxes as they come.
+	ChainHaar = "haar"
+	// ChainHaarPigo: Haar boxes kept when pigo scores the same spot; pigo's
+	// own scan when Haar finds nothing.
+	ChainHaarPigo = "haar+pigo"
+	// ChainBlazeFace: BlazeFace short-range (128×128) on the whole frame.
+	ChainBlazeFace = "blazeface"
+	// ChainBlazeFaceBack: BlazeFace full-range (256×256) on the whole frame.
+	ChainBlazeFaceBack = "blazeface-back"
+	// ChainHaarBlazeFace: Haar boxes kept when BlazeFace, run on a crop
+	// twice the box, finds a face there; BlazeFace on the whole frame when
+	// Haar finds nothing.
+	ChainHaarBlazeFace = "haar+blazeface"
+)
+
+// DefaultChain is the chain used when DetectConfig.Chain is empty.
+const DefaultChain = ChainBlazeFaceBack
+
+// Chains lists every detector chain.
+var Chains = []string{ChainHaar, ChainHaarPigo, ChainBlazeFace, ChainBlazeFaceBack, ChainHaarBlazeFace}
+
+// CheckChain reports an unknown chain name.
+func CheckChain(name string) error {
+	if name == "" {
+		return nil
+	}
+	for _, c := range Chains {
+		if c == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown detector %q (want one of %v)", name, Chains)
+}
+
 // DetectConfig tunes face localisation. The zero value works.
 type DetectConfig struct {
+	// Chain picks the detectors (ChainHaar ...). Default DefaultChain.
+	Chain string
+	// BlazeScore is the probability a BlazeFace detection needs, alone or
+	// confirming a Haar box. Default 0.5 (MediaPipe's default).
+	BlazeScore float64
 	// Width is the width the frame is scaled to for detection. Default 320:
 	// a face at a laptop camera is still ≥ 40 px there, and Haar's cost
 	// falls with the square of it.
@@ -27,8 +70,10 @@ type DetectConfig struct {
 	// Track, for video, is how many frames after a full detection the
 	// faces found are only followed: pigo rescans a window about twice the
 	// face around each face's last spot, at 0.75..1.33× its size, which
-	// costs ~1 ms instead of Haar's full scan. A face whose best score there
-	// falls below TrackQ, or a new scene, triggers a full detection at once;
+	// costs ~1 ms instead of a full detection. A face pigo scored below
+	// TrackQ at the full detection (profile, masked) is held where it was
+	// found. A followed face whose best score falls below TrackQ, or a new
+	// scene, triggers a full detection at once;
 	// after Track followed frames one runs anyway, so a newcomer is found
 	// within Track+1 frames. A full detection that found no face holds for
 	// the next Track frames too, so an empty seat does not cost a full
@@ -41,6 +86,12 @@ type DetectConfig struct {
 }
 
 func (c *DetectConfig) applyDefaults() {
+	if c.Chain == "" {
+		c.Chain = DefaultChain
+	}
+	if c.BlazeScore <= 0 {
+		c.BlazeScore = 0.5
+	}
 	if c.Width <= 0 {
 		c.Width = 320
 	}
@@ -65,14 +116,21 @@ type tracked struct {
 	row, col, scale int
 	score           float64
 	by              string
+	// held: pigo does not see this face (profile, mask, looking down)
+	// well enough to follow it; its box is held until the next full
+	// detection instead of forcing one on every frame.
+	held bool
 }
 
 // Face is one located face in frame pixels.
 type Face struct {
 	Box image.Rectangle `json:"box"`
-	// Score is pigo's confidence for the box (higher is surer).
+	// Score is the confirming detector's confidence: pigo's score (higher
+	// is surer, ≥ 3 kept) for haar+pigo and pigo, BlazeFace's probability
+	// for the BlazeFace paths, 1 for bare Haar.
 	Score float64 `json:"detector_score"`
-	// By names the path that found it: "haar+pigo" or "pigo".
+	// By names the path that found it: a chain name, or "pigo"/"blazeface"
+	// for a face its chain's rescue scan found when Haar saw nobody.
 	By string `json:"detector"`
 }
 
@@ -104,11 +162,10 @@ func (d *detector) Close() {
 	d.small.Close()
 }
 
-// detect finds faces in a BGR frame: Haar cascade boxes confirmed by pigo's
-// score on the same spot (pigo rejects Haar's shirts and necks), or, when
-// Haar finds nothing, pigo's own scan. With cfg.Track > 0 the faces found
-// are followed by pigo alone for up to Track frames (see DetectConfig).
-// Faces come largest first.
+// detect finds faces in a BGR frame with the configured chain (see the
+// Chain* constants). With cfg.Track > 0 the faces found are followed by
+// pigo alone for up to Track frames (see DetectConfig). Faces come largest
+// first.
 func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
 	if err := checkFrame(frame); err != nil {
 		return nil, err
@@ -133,7 +190,10 @@ func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
 	if d.cfg.Track > 0 && d.since < d.cfg.Track && (len(d.tracks) == 0 || d.follow(rows, cols)) {
 		d.since++
 	} else {
-		d.tracks = d.fullDetect(rows, cols, d.tracks[:0])
+		d.tracks, err = d.fullDetect(frame, scale, rows, cols, d.tracks[:0])
+		if err != nil {
+			return nil, err
+		}
 		d.since = 0
 		d.full++
 	}
@@ -144,18 +204,64 @@ func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
 		faces = append(faces, Face{Score: t.score, By: t.by, Box: image.Rect(int(float64(b.Min.X)/scale), int(float64(b.Min.Y)/scale),
 			int(float64(b.Max.X)/scale), int(float64(b.Max.Y)/scale)).Intersect(bounds)})
 	}
-	sort.Slice(faces, func(i, j int) bool { return faces[i].Box.Dx() > faces[j].Box.Dx() })
+	sortFaces(faces)
 	return faces, nil
 }
 
-// full_ is a full detection over the detection image; it appends the faces
-// to dst.
-func (d *detector) fullDetect(rows, cols int, dst []tracked) []tracked {
+// blazeGrow scales BlazeFace's box (brows to chin, tight on the cheeks)
+// about its centre to the framing of a Haar box, which the landmark and
+// expression heads were tuned on: on the demo photos a Haar box is 1.17 to
+// 1.37 times as wide as BlazeFace's on the same face.
+const blazeGrow = 1.25
+
+// blazeShift moves the grown box down by this share of its side: a Haar
+// box's centre sits ~4% of its side above BlazeFace's.
+const blazeShift = -0.04
+
+// blazeBox is a detection's square box in the pixels it was found in.
+func blazeBox(d blazeDet) image.Rectangle {
+	side := math.Max(d.w, d.h) * blazeGrow
+	cy := d.cy + side*blazeShift
+	return image.Rect(int(math.Round(d.cx-side/2)), int(math.Round(cy-side/2)), int(math.Round(d.cx+side/2)), int(math.Round(cy+side/2)))
+}
+
+// fullDetect is a full detection by the configured chain of frame, whose
+// detection image (gray, equalised) is frame scaled by scale to cols×rows;
+// it appends the faces, in detection-image pixels, to dst.
+func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst []tracked) ([]tracked, error) {
 	// Scale step 1.1: 1.15 scans 25% faster but loses the woman on the
 	// right of sample5.jpg (TestFacesFoundWhereThePeopleAre), 1.2 also
 	// breaks the shift and mask tests. With tracking, speed comes from
 	// scanning less often, not more coarsely.
+	switch d.cfg.Chain {
+	case ChainBlazeFace, ChainBlazeFaceBack:
+		net := d.m.blaze
+		if d.cfg.Chain == ChainBlazeFaceBack {
+			net = d.m.blazeBack
+		}
+		dets, err := net.detect(frame, d.cfg.BlazeScore)
+		if err != nil {
+			return dst, err
+		}
+		for _, det := range dets {
+			fb := blazeBox(det)
+			b := image.Rect(int(float64(fb.Min.X)*scale), int(float64(fb.Min.Y)*scale), int(float64(fb.Max.X)*scale), int(float64(fb.Max.Y)*scale))
+			if b.Dx() >= d.cfg.MinFace {
+				dst = append(dst, d.track(b, det.score, d.cfg.Chain, rows, cols))
+			}
+		}
+		return dst, nil
+	}
 	boxes := d.m.haar.DetectMultiScaleWithParams(d.small, 1.1, 4, 0, image.Pt(d.cfg.MinFace, d.cfg.MinFace), image.Pt(0, 0))
+	switch d.cfg.Chain {
+	case ChainHaar:
+		for _, b := range boxes {
+			dst = append(dst, d.track(b, 1, ChainHaar, rows, cols))
+		}
+		return dst, nil
+	case ChainHaarBlazeFace:
+		return d.haarBlaze(frame, scale, boxes, rows, cols, dst)
+	}
 	for _, b := range boxes {
 		if det, ok := d.pigoScore(b, rows, cols); ok && float64(det.Q) >= d.cfg.ConfirmQ {
 			dst = append(dst, tracked{box: b, row: det.Row, col: det.Col, scale: det.Scale, score: float64(det.Q), by: "haar+pigo"})
@@ -173,15 +279,80 @@ func (d *detector) fullDetect(rows, cols int, dst []tracked) []tracked {
 				row: det.Row, col: det.Col, scale: det.Scale, score: float64(det.Q), by: "pigo"})
 		}
 	}
-	return dst
+	return dst, nil
+}
+
+// haarBlaze keeps the Haar boxes in which BlazeFace, run on a crop twice
+// the box's size around it, finds a face of about the box's size near its
+// centre; when Haar found nothing, BlazeFace scans the whole frame.
+// Tracking state comes from pigo's view of each kept face.
+func (d *detector) haarBlaze(frame gocv.Mat, scale float64, boxes []image.Rectangle, rows, cols int, dst []tracked) ([]tracked, error) {
+	bounds := image.Rect(0, 0, frame.Cols(), frame.Rows())
+	add := func(b image.Rectangle, score float64, by string) {
+		dst = append(dst, d.track(b, score, by, rows, cols))
+	}
+	for _, b := range boxes {
+		// The Haar box in frame pixels and a crop twice its side around it.
+		fb := image.Rect(int(float64(b.Min.X)/scale), int(float64(b.Min.Y)/scale), int(float64(b.Max.X)/scale), int(float64(b.Max.Y)/scale))
+		side := fb.Dx()
+		c := fb.Min.Add(fb.Max).Div(2)
+		crop := image.Rect(c.X-side, c.Y-side, c.X+side, c.Y+side).Intersect(bounds)
+		if crop.Dx() < 16 || crop.Dy() < 16 {
+			continue
+		}
+		region := frame.Region(crop)
+		dets, err := d.m.blaze.detect(region, d.cfg.BlazeScore)
+		region.Close()
+		if err != nil {
+			return dst, err
+		}
+		for _, det := range dets {
+			cx, cy := float64(crop.Min.X)+det.cx, float64(crop.Min.Y)+det.cy
+			if math.Abs(cx-float64(c.X)) <= float64(side)/4 && math.Abs(cy-float64(c.Y)) <= float64(side)/4 &&
+				det.w >= 0.3*float64(side) && det.w <= 1.2*float64(side) {
+				add(b, det.score, ChainHaarBlazeFace)
+				break
+			}
+		}
+	}
+	if len(boxes) == 0 {
+		dets, err := d.m.blaze.detect(frame, d.cfg.BlazeScore)
+		if err != nil {
+			return dst, err
+		}
+		for _, det := range dets {
+			fb := blazeBox(det)
+			b := image.Rect(int(float64(fb.Min.X)*scale), int(float64(fb.Min.Y)*scale), int(float64(fb.Max.X)*scale), int(float64(fb.Max.Y)*scale))
+			if b.Dx() >= d.cfg.MinFace {
+				add(b, det.score, ChainBlazeFace)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// track is a face found by a chain without pigo; with tracking on, pigo's
+// view of the box (centre and scale) is looked up so follow can use it. A
+// face pigo scores below TrackQ is held, not followed.
+func (d *detector) track(b image.Rectangle, score float64, by string, rows, cols int) tracked {
+	t := tracked{box: b, score: score, by: by, held: true}
+	if d.cfg.Track > 0 {
+		if det, ok := d.pigoScore(b, rows, cols); ok && float64(det.Q) >= d.cfg.TrackQ {
+			t.row, t.col, t.scale, t.held = det.Row, det.Col, det.Scale, false
+		}
+	}
+	return t
 }
 
 // follow moves every tracked face to pigo's best detection near its last
-// spot. It reports false, leaving the tracks to be replaced, when a face
-// is lost (score below TrackQ).
+// spot (held faces stay put). It reports false, leaving the tracks to be
+// replaced, when a followed face is lost (score below TrackQ).
 func (d *detector) follow(rows, cols int) bool {
 	for i := range d.tracks {
 		t := &d.tracks[i]
+		if t.held {
+			continue
+		}
 		s := t.scale
 		x0, y0 := max(t.col-s, 0), max(t.row-s, 0)
 		x1, y1 := min(t.col+s, cols), min(t.row+s, rows)
@@ -250,6 +421,18 @@ func (d *detector) pigoScan(rows, cols, x0, y0, x1, y1, minSize, maxSize int) []
 		dets[i].Col += x0
 	}
 	return dets
+}
+
+// sortFaces orders faces largest first, left to right among equals, so the
+// order (and "the largest face") does not depend on detector internals.
+func sortFaces(faces []Face) {
+	sort.Slice(faces, func(i, j int) bool {
+		a, b := faces[i].Box, faces[j].Box
+		if a.Dx() != b.Dx() {
+			return a.Dx() > b.Dx()
+		}
+		return a.Min.X < b.Min.X
+	})
 }
 
 func abs(x int) int {

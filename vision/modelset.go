@@ -19,6 +19,8 @@ type Models struct {
 	expr     *cnn
 	lm       *cnn
 	kpca     *models.KPCA
+	// blaze and blazeBack are BlazeFace short- and full-range.
+	blaze, blazeBack *blazeNet
 }
 
 // LoadModels loads the model set in dir after checking every file against
@@ -53,6 +55,10 @@ func LoadModels(dir string) (*Models, error) {
 		m.expr.Close()
 		return nil, err
 	}
+	if err := m.loadBlaze(paths); err != nil {
+		m.Close()
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -77,10 +83,29 @@ func loadPigo(path string) (p *pigo.Pigo, err error) {
 // Version is the model-set version that goes into every event.
 func (m *Models) Version() string { return m.Manifest.Version }
 
+// loadBlaze loads both BlazeFace nets from checksum-verified paths.
+func (m *Models) loadBlaze(paths map[string]string) (err error) {
+	if m.blaze, err = loadBlaze(paths[models.RoleBlazeFace], 128); err != nil {
+		return err
+	}
+	m.blazeBack, err = loadBlaze(paths[models.RoleBlazeFaceBack], 256)
+	return err
+}
+
 // Close frees the OpenCV objects.
 func (m *Models) Close() error {
 	m.haar.Close()
-	m.expr.Close()
-	m.lm.Close()
+	if m.expr != nil {
+		m.expr.Close()
+	}
+	if m.lm != nil {
+		m.lm.Close()
+	}
+	if m.blaze != nil {
+		m.blaze.Close()
+	}
+	if m.blazeBack != nil {
+		m.blazeBack.Close()
+	}
 	return nil
 }

@@ -31,9 +31,9 @@ func panFrames(t *testing.T, name string, n, dx, dy int) []gocv.Mat {
 }
 
 // TestTrackingFollowsTheFaceBetweenDetections: with Track, only every
-// (Track+1)th frame runs Haar; the followed box stays on the face a full
-// detection finds in the same frame, and a face-free frame ends the track
-// at once.
+// (Track+1)th frame runs a full detection; the followed boxes stay on the
+// faces a full detection finds in the same frame, and a face-free frame
+// ends the track at once.
 func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
 	m := loadTestModels(t)
 	tr := NewScorer(m, ScoreConfig{Detect: DetectConfig{Track: 5}})
@@ -50,13 +50,19 @@ func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || len(want) != 1 {
-			t.Fatalf("frame %d: tracked %d faces, full detection %d; want 1 and 1", i, len(got), len(want))
+		if len(got) == 0 || len(got) != len(want) {
+			t.Fatalf("frame %d: tracked %d faces, full detection %d; want the same, at least 1", i, len(got), len(want))
 		}
-		g, w := got[0].Box, want[0].Box
-		tol := w.Dx() / 5
-		if abs(g.Min.X-w.Min.X) > tol || abs(g.Min.Y-w.Min.Y) > tol || abs(g.Dx()-w.Dx()) > tol {
-			t.Errorf("frame %d: tracked box %v, full detection %v (tolerance %d px)", i, g, w, tol)
+		for _, w := range want {
+			tol := w.Box.Dx() / 5
+			ok := false
+			for _, g := range got {
+				g := g.Box
+				ok = ok || abs(g.Min.X-w.Box.Min.X) <= tol && abs(g.Min.Y-w.Box.Min.Y) <= tol && abs(g.Dx()-w.Box.Dx()) <= tol
+			}
+			if !ok {
+				t.Errorf("frame %d: no tracked box within %d px of the full detection's %v (tracked: %v)", i, tol, w.Box, got)
+			}
 		}
 	}
 	if n := tr.FullDetections(); n != 2 {
@@ -89,7 +95,7 @@ func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == 1 {
+		if len(got) > 0 {
 			break
 		}
 		if i == 5 {

@@ -39,32 +39,49 @@ func readDemo(t *testing.T, name string) gocv.Mat {
 	return img
 }
 
-// TestFacesFoundWhereThePeopleAre checks counts against the photos as a
-// person sees them and that every box holds a face-sized square.
+// TestFacesFoundWhereThePeopleAre scores the demo photos with the default
+// detector against the hand-made ground truth (testdata/demo_faces.json):
+// at most one face per photo and two in all may be missed (IoU ≥ MatchIoU
+// counts as found; a woman looking down with hair over her face is the
+// one BlazeFace misses), no detection may be off the labelled faces, and
+// each found face gets the full set of scores.
 func TestFacesFoundWhereThePeopleAre(t *testing.T) {
-	s := NewScorer(loadTestModels(t), ScoreConfig{})
+	m := loadTestModels(t)
+	s := NewScorer(m, ScoreConfig{})
 	defer s.Close()
-	tests := []struct {
-		file     string
-		min, max int
-	}{
-		{"sample1.jpg", 1, 1}, {"sample2.jpg", 1, 1}, {"sample3.jpg", 2, 4},
-		{"sample4.jpg", 1, 2}, {"sample5.jpg", 2, 3}, {"sample6.jpg", 3, 5},
+	g, err := DemoGroundTruth()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tc := range tests {
-		t.Run(tc.file, func(t *testing.T) {
-			img := readDemo(t, tc.file)
+	missed := 0
+	for name, truth := range g.Images {
+		t.Run(name, func(t *testing.T) {
+			img := readDemo(t, name)
 			faces, err := s.ScoreFrame(img, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(faces) < tc.min || len(faces) > tc.max {
-				t.Fatalf("%d faces, want %d..%d", len(faces), tc.min, tc.max)
+			var want, got []image.Rectangle
+			for _, f := range truth.Faces {
+				want = append(want, f.Rect())
 			}
 			for _, f := range faces {
-				if f.Box.Dx() < 80 || f.Box.Dx() > 600 {
-					t.Errorf("box %v is not face-sized in a 1920-wide photo", f.Box)
+				got = append(got, f.Box)
+			}
+			_, fp, fn, match := MatchFaces(want, got, MatchIoU)
+			missed += fn
+			for i, f := range truth.Faces {
+				if match[i] < 0 {
+					t.Logf("face %v (%s) not found; found %v", f.Box, f.Note, got)
 				}
+			}
+			if fn > 1 {
+				t.Errorf("%d of %d faces missed", fn, len(want))
+			}
+			if fp > 0 {
+				t.Errorf("%d detections on no labelled face: found %v, labelled %v", fp, got, want)
+			}
+			for _, f := range faces {
 				if f.Emotions == nil || f.Learning == nil {
 					t.Errorf("unmasked face without emotions/learning: %+v", f)
 				}
@@ -73,6 +90,42 @@ func TestFacesFoundWhereThePeopleAre(t *testing.T) {
 				}
 			}
 		})
+	}
+	if missed > 2 {
+		t.Errorf("%d labelled faces missed in all, want at most 2", missed)
+	}
+}
+
+// TestEveryDetectorChainFindsFacesOnlyOnPeople runs each chain on the
+// demo photos: whatever its recall, at least half the labelled faces are
+// found and most detections are on people (bare Haar, and BlazeFace's
+// short-range net on small faces, do fire on shirts: that is why they are
+// not the default).
+func TestEveryDetectorChainFindsFacesOnlyOnPeople(t *testing.T) {
+	m := loadTestModels(t)
+	imgs, err := DemoEvalImages(m, demoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, e := range imgs {
+			e.Img.Close()
+		}
+	})
+	res, err := EvaluateDetectors(m, imgs, Chains, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Recall() < 0.4 || r.Precision() < 0.6 {
+			t.Errorf("%s: precision %.2f recall %.2f (tp %d fp %d fn %d)", r.Chain, r.Precision(), r.Recall(), r.TP, r.FP, r.FN)
+		}
+		if r.Chain == DefaultChain && (!r.MaskedFound || r.FP > 0) {
+			t.Errorf("default chain %s: masked face found %v, %d false positives", r.Chain, r.MaskedFound, r.FP)
+		}
+	}
+	if _, err := EvaluateDetectors(m, imgs, []string{"mtcnn"}, 1); err == nil {
+		t.Error("unknown chain accepted")
 	}
 }
 
@@ -101,34 +154,53 @@ func TestNoFacesOnBlankOrFaceFreeImages(t *testing.T) {
 }
 
 // TestScoresStableUnderSmallShifts moves the frame a few pixels: the same
-// face, the same dominant signals.
+// faces, in the same places, with the same dominant signals.
 func TestScoresStableUnderSmallShifts(t *testing.T) {
 	s := NewScorer(loadTestModels(t), ScoreConfig{})
 	defer s.Close()
 	img := readDemo(t, "sample6.jpg")
-	base, err := s.ScoreFrame(img, 1)
-	if err != nil || len(base) != 1 {
-		t.Fatalf("base: %v %d", err, len(base))
-	}
-	for _, d := range []image.Point{{4, 0}, {0, 4}, {-4, -4}} {
-		r := image.Rect(8, 8, img.Cols()-8, img.Rows()-8).Add(d)
+	crop := func(d image.Point) ([]FaceScore, image.Point) {
+		r := image.Rect(16, 16, img.Cols()-16, img.Rows()-16).Add(d)
 		region := img.Region(r)
 		shifted := region.Clone()
 		region.Close()
-		got, err := s.ScoreFrame(shifted, 1)
-		shifted.Close()
-		if err != nil || len(got) != 1 {
-			t.Fatalf("shift %v: %v, %d faces", d, err, len(got))
+		defer shifted.Close()
+		got, err := s.ScoreFrame(shifted, 0)
+		if err != nil {
+			t.Fatal(err)
 		}
-		a, b := base[0], got[0]
-		if abs(a.Box.Dx()-b.Box.Dx()) > a.Box.Dx()/8 {
-			t.Errorf("shift %v: box %v vs %v", d, a.Box, b.Box)
+		return got, r.Min
+	}
+	base, o := crop(image.Point{})
+	if len(base) != 4 {
+		t.Fatalf("base: %d faces, want the 4 people", len(base))
+	}
+	for _, d := range []image.Point{{4, 0}, {0, 4}, {-4, -4}, {12, 6}} {
+		got, o2 := crop(d)
+		if len(got) != len(base) {
+			t.Fatalf("shift %v: %d faces, base %d", d, len(got), len(base))
 		}
-		if diff := a.Attention - b.Attention; diff > 0.15 || diff < -0.15 {
-			t.Errorf("shift %v: attention %.2f vs %.2f", d, a.Attention, b.Attention)
-		}
-		if a.Masked != b.Masked {
-			t.Errorf("shift %v: masked flips", d)
+		for _, a := range base {
+			ab := a.Box.Add(o)
+			var b *FaceScore
+			for i := range got {
+				if IoU(ab, got[i].Box.Add(o2)) > 0.7 {
+					b = &got[i]
+				}
+			}
+			if b == nil {
+				t.Errorf("shift %v: face at %v not found again in place", d, ab)
+				continue
+			}
+			if abs(a.Box.Dx()-b.Box.Dx()) > a.Box.Dx()/8 {
+				t.Errorf("shift %v: box %v vs %v", d, a.Box, b.Box)
+			}
+			if diff := a.Attention - b.Attention; diff > 0.15 || diff < -0.15 {
+				t.Errorf("shift %v: face at %v attention %.2f vs %.2f", d, ab, a.Attention, b.Attention)
+			}
+			if a.Masked != b.Masked {
+				t.Errorf("shift %v: masked flips", d)
+			}
 		}
 	}
 }
@@ -139,25 +211,32 @@ func TestMaskedFaceScoredFromEyeRegion(t *testing.T) {
 	s := NewScorer(loadTestModels(t), ScoreConfig{})
 	defer s.Close()
 	img := readDemo(t, "sample6.jpg")
-	faces, err := s.ScoreFrame(img, 1)
-	if err != nil || len(faces) != 1 || faces[0].Masked {
-		t.Fatalf("unmasked face: %v %+v", err, faces)
+	faces, err := s.ScoreFrame(img, 0)
+	if err != nil || len(faces) == 0 {
+		t.Fatalf("unmasked photo: %v %+v", err, faces)
 	}
-	lm := faces[0].Landmarks
+	for _, f := range faces {
+		if f.Masked {
+			t.Fatalf("unmasked face at %v flagged masked (score %.2f)", f.Box, f.MaskScore)
+		}
+	}
+	target := faces[0]
 	masked := img.Clone()
 	defer masked.Close()
-	var pts []image.Point
-	for _, i := range []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 29} {
-		pts = append(pts, image.Pt(int(lm[i][0]), int(lm[i][1])))
+	MaskLowerFace(&masked, &target.Landmarks)
+	got, err := s.ScoreFrame(masked, 0)
+	if err != nil {
+		t.Fatal(err)
 	}
-	pv := gocv.NewPointsVectorFromPoints([][]image.Point{pts})
-	defer pv.Close()
-	gocv.FillPoly(&masked, pv, color.RGBA{R: 150, G: 200, B: 235})
-	got, err := s.ScoreFrame(masked, 1)
-	if err != nil || len(got) != 1 {
-		t.Fatalf("masked photo: %v, %d faces", err, len(got))
+	var f *FaceScore
+	for i := range got {
+		if IoU(got[i].Box, target.Box) >= MatchIoU {
+			f = &got[i]
+		}
 	}
-	f := got[0]
+	if f == nil {
+		t.Fatalf("masked face at %v not found (found %d faces)", target.Box, len(got))
+	}
 	if !f.Masked {
 		t.Fatalf("mask not flagged (score %.2f)", f.MaskScore)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sort"
+	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -17,6 +18,61 @@ import (
 
 func init() {
 	register("bench", "detect+score every frame of a video on one core; last line: edge frames=N fps=F detect_ms_p50=… score_ms_p50=…", bench)
+	register("bench detectors", "precision/recall/time of each detector chain on face-api's demo photos against the hand-made ground truth; last line: detectors best=… ", benchDetectors)
+}
+
+func benchDetectors(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench detectors", flag.ContinueOnError)
+	dir := fs.String("model-dir", "models", "model folder")
+	demo := fs.String("demo", "build/npm/node_modules/@vladmandic/face-api/demo", "face-api's demo folder (installed by `make models`)")
+	threads := fs.Int("threads", 1, "OpenCV threads (1: the one-core target)")
+	repeat := fs.Int("repeat", 5, "timed full detections per image and chain")
+	chains := fs.String("detectors", strings.Join(vision.Chains, ","), "comma-separated chains to compare")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	vision.SetThreads(*threads)
+	m, err := vision.LoadModels(*dir)
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	imgs, err := vision.DemoEvalImages(m, *demo)
+	if err != nil {
+		return fmt.Errorf("%w (run `make models`, which installs the demo photos)", err)
+	}
+	defer func() {
+		for _, e := range imgs {
+			e.Img.Close()
+		}
+	}()
+	res, err := vision.EvaluateDetectors(m, imgs, strings.Split(*chains, ","), *repeat)
+	if err != nil {
+		return err
+	}
+	faces := 0
+	for _, e := range imgs {
+		faces += len(e.Truth)
+	}
+	fmt.Printf("%d images (%d labelled faces, IoU >= %.1f), %d timed runs each, %d OpenCV thread(s)\n", len(imgs), faces, vision.MatchIoU, *repeat, *threads)
+	fmt.Printf("%-16s %5s %4s %4s %9s %6s %7s %8s %7s %6s\n", "detector", "found", "tp", "fp", "precision", "recall", "ms_p50", "ms_mean", "ms_max", "masked")
+	best := res[0]
+	for _, r := range res {
+		fmt.Printf("%-16s %5d %4d %4d %9.2f %6.2f %7.1f %8.1f %7.1f %6v\n", r.Chain, r.TP+r.FP, r.TP, r.FP, r.Precision(), r.Recall(), r.MsP50, r.MsMean, r.MsMax, r.MaskedFound)
+		if f1(r) > f1(best) {
+			best = r
+		}
+	}
+	fmt.Printf("detectors best=%s f1=%.2f precision=%.2f recall=%.2f ms_p50=%.1f default=%s\n", best.Chain, f1(best), best.Precision(), best.Recall(), best.MsP50, vision.DefaultChain)
+	return nil
+}
+
+func f1(r vision.DetectorResult) float64 {
+	p, q := r.Precision(), r.Recall()
+	if p+q == 0 {
+		return 0
+	}
+	return 2 * p * q / (p + q)
 }
 
 func bench(ctx context.Context, args []string) error {
@@ -26,11 +82,15 @@ func bench(ctx context.Context, args []string) error {
 	threads := fs.Int("threads", 1, "OpenCV threads (1: the one-core target)")
 	track := fs.Int("track", 5, "frames a detection's faces are only followed before the next full detection (0: detect every frame)")
 	cpuprofile := fs.String("cpuprofile", "", "write a Go CPU profile of the run here")
+	detector := fs.String("detector", vision.DefaultChain, "detector chain: "+strings.Join(vision.Chains, ", "))
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
 	if *video == "" {
 		return fmt.Errorf("--video is required")
+	}
+	if err := vision.CheckChain(*detector); err != nil {
+		return err
 	}
 	vision.SetThreads(*threads)
 	if *cpuprofile != "" {
@@ -54,20 +114,24 @@ func bench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer vc.Close()
-	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track}})
+	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track, Chain: *detector}})
 	defer s.Close()
 	frame := gocv.NewMat()
 	defer frame.Close()
-	var det, score []float64
+	var det, score, full []float64
 	faces := 0
 	start := time.Now()
 	for ctx.Err() == nil && vc.Read(&frame) && !frame.Empty() {
 		t0 := time.Now()
+		n := s.FullDetections()
 		found, err := s.Detect(frame)
 		if err != nil {
 			return err
 		}
 		t1 := time.Now()
+		if s.FullDetections() > n {
+			full = append(full, ms(t1.Sub(t0)))
+		}
 		if len(found) > 0 {
 			faces++
 			if _, err := s.ScoreFace(frame, found[0]); err != nil {
@@ -81,8 +145,8 @@ func bench(ctx context.Context, args []string) error {
 	if len(det) == 0 {
 		return fmt.Errorf("no frames read from %s", *video)
 	}
-	fmt.Printf("frames with a face: %d of %d; full detections: %d; detect_ms_mean=%.2f detect_ms_p90=%.2f score_ms_p90=%.2f\n",
-		faces, len(det), s.FullDetections(), mean(det), pct(det, 90), pct(score, 90))
+	fmt.Printf("detector %s; frames with a face: %d of %d; full detections: %d (full_detect_ms_p50=%.2f max=%.2f); detect_ms_mean=%.2f detect_ms_p90=%.2f score_ms_p90=%.2f\n",
+		*detector, faces, len(det), len(full), pct(full, 50), pct(full, 100), mean(det), pct(det, 90), pct(score, 90))
 	fmt.Printf("edge frames=%d fps=%.1f detect_ms_p50=%.2f score_ms_p50=%.2f\n",
 		len(det), float64(len(det))/el.Seconds(), pct(det, 50), pct(score, 50))
 	return nil

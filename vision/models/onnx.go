@@ -53,7 +53,6 @@ type attr struct {
 func intAttr(name string, v int64) attr     { return attr{name: name, i: &v} }
 func floatAttr(name string, v float32) attr { return attr{name: name, f: &v} }
 func intsAttr(name string, v ...int64) attr { return attr{name: name, ints: v} }
-func stringAttr(name string, v string) attr { return attr{name: name, s: v} }
 
 func (a attr) encode() pb {
 	b := pb(nil).str(1, a.name)
