@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/dashboard/queue"
 	"github.com/classpulse/classpulse/helploop"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/simulate"
@@ -110,6 +111,15 @@ func runDemo(ctx context.Context, args []string) error {
 	class, err := simulate.New(scfg, prod, logger)
 	if err != nil {
 		return err
+	}
+	// The class roster reaches the dashboard, so that the students without
+	// a camera show on the grid as "not captured" tiles.
+	roster := make([]queue.RosterEntry, 0, len(class.Students()))
+	for _, st := range class.Students() {
+		roster = append(roster, queue.RosterEntry{Student: st.ID, Class: scfg.Session})
+	}
+	if err := queue.NewStore(rdb).SetRoster(ctx, roster); err != nil {
+		return fmt.Errorf("demo roster: %w", err)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
