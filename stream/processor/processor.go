@@ -322,6 +322,9 @@ func (p *Processor) expireLag() {
 		if at.Before(cutoff) {
 			p.m.lag.DeleteLabelValues(k.topic, strconv.Itoa(k.part))
 			delete(p.lagSeen, k)
+			// Its students' live copies go too: the member now serving
+			// the partition writes them.
+			p.store.ForgetPartition(k.topic, k.part)
 		}
 	}
 }

@@ -49,6 +49,7 @@ func (p *Processor) Rebuild(ctx context.Context) (RebuildStats, error) {
 		return st, err
 	}
 	st.KeysDeleted = deleted
+	p.store.Forget()
 	p.logger.Info("rebuild: student state wiped", "keys", deleted)
 	tr := &kafka.Transport{ClientID: "classpulse-rebuild"}
 	defer tr.CloseIdleConnections()

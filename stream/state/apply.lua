@@ -1,5 +1,8 @@
 -- apply.lua applies one v1 event to one student's state, atomically, and
--- returns what the rules need to evaluate the student after it.
+-- returns what the rules need to evaluate the student after it. The live
+-- rolling state of a score is computed by the caller (state.Store keeps a
+-- copy of every student it writes in Go); here a score only checks that
+-- copy is current and writes what it computed.
 --
 -- KEYS (all share the hash tag {s:<student>}, so this runs on one shard):
 --   1 off      hash  "<topic>:<partition>" -> last applied offset
@@ -15,11 +18,13 @@
 --   7 warn     string  the student's open warnings (JSON, owned by the rules)
 --   8 profile  hash  roster facts (class, unit, minor, …), read only here
 --
--- ARGV: 1 kind (score|click|grade|consent), 2 offset field, 3 offset,
+-- ARGV: 1 kind (live|click|grade|consent), 2 offset field, 3 offset,
 --       4 event second (unix), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed), 1 applied, 2 refused (camera consent revoked), 3 erased.
+-- changed), 1 applied, 2 refused (camera consent revoked), 3 erased,
+-- 4 stale (live: the caller's copy is not what Redis holds; nothing
+-- changed), 5 late (live: older than the horizon, only the offset moved).
 
 local kind = ARGV[1]
 local offField = ARGV[2]
@@ -30,11 +35,46 @@ local last = redis.call('HGET', KEYS[1], offField)
 if last and tonumber(last) >= offset then
   return {0}
 end
-redis.call('HSET', KEYS[1], offField, offset)
+
+if kind == 'live' then
+  -- ARGV 5 version "v" of the live hash the caller's copy was based on
+  --      ('' none), 6 ttl seconds, 7 mode: w write, f fresh (the rolling
+  --      state starts afresh), l late (older than the horizon: nothing to
+  --      write), b write and add vector 8 to the bucket of second 4 (a
+  --      second no window covers, whose bucket the caller does not keep),
+  --      8 packed vector (mode b) or '', 9 horizon seconds,
+  --      10… field, value pairs for the live hash (a new "v" among them),
+  --      in the formats state.Reader reads.
+  -- Compare-and-set: a copy made before another member (after a
+  -- rebalance) or an erasure changed the hash is refused, unwritten.
+  if (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5] then
+    return {4}
+  end
+  redis.call('HSET', KEYS[1], offField, ARGV[3])
+  local cam = redis.call('HGET', KEYS[6], 'camera')
+  if cam and string.sub(cam, 1, 1) == '0' then
+    return {2}
+  end
+  local mode = ARGV[7]
+  if mode == 'l' then
+    redis.call('EXPIRE', KEYS[2], ARGV[6])
+    return {5}
+  end
+  if mode == 'f' then
+    redis.call('DEL', KEYS[2])
+  end
+  if #ARGV >= 10 then
+    redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+  end
+  if mode ~= 'b' then
+    redis.call('EXPIRE', KEYS[2], ARGV[6])
+    return {1, redis.call('GET', KEYS[7]) or ''}
+  end
+  -- Mode b goes on below the vector helpers, which the common case
+  -- does not pay for.
+end
 
 local NV = 17 -- n, attention, face, masked, 4 learning, learning n, emotion n, 7 emotions
-local WINDOWS = {60, 120, 300}
-
 -- One string.match and one string.format per vector: per-number gmatch
 -- and format calls made up most of a score's cost inside Redis.
 local FMT = '%.6g' .. string.rep(' %.6g', NV - 1)
@@ -71,6 +111,16 @@ local function parseBucket(b, want)
   return v
 end
 
+if kind == 'live' then
+  local slot = 'b' .. (t % tonumber(ARGV[9]))
+  local bv = parseBucket(redis.call('HGET', KEYS[2], slot) or nil, t) or zeros()
+  local v = parse(ARGV[8])
+  for j = 1, NV do bv[j] = bv[j] + v[j] end
+  redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
+  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  return {1, redis.call('GET', KEYS[7]) or ''}
+end
+
 local function academic(status)
   return {status,
     redis.call('HGETALL', KEYS[3]),
@@ -80,101 +130,7 @@ local function academic(status)
     redis.call('GET', KEYS[7]) or ''}
 end
 
-if kind == 'score' then
-  -- ARGV 5 session, 6 course, 7 horizon seconds, 8 ttl seconds,
-  --      9 packed vector of this second (NV numbers).
-  -- Reads and writes are gathered into one HMGET and one HSET: each
-  -- redis.call costs far more than the Lua around it.
-  local cam = redis.call('HGET', KEYS[6], 'camera')
-  if cam and string.sub(cam, 1, 1) == '0' then
-    return {2}
-  end
-  local H = tonumber(ARGV[7])
-  local slot = 'b' .. (t % H)
-  local cur = redis.call('HMGET', KEYS[2], 'h', 'sess', 'w60', 'w120', 'w300', 'lf', 'fs', slot)
-  local head = tonumber(cur[1] or '-1')
-  local sess = cur[2]
-  local fresh = false
-  if head < 0 or t - head >= H or (sess and sess ~= ARGV[5]) then
-    -- First event, a gap longer than the horizon, or a new session: the
-    -- rolling state starts afresh.
-    redis.call('DEL', KEYS[2])
-    head = t - 1
-    fresh = true
-    cur = {}
-  end
-  if t <= head - H then
-    redis.call('EXPIRE', KEYS[2], ARGV[8])
-    return {1, 'late'}
-  end
-  local v = parse(ARGV[9])
-  local sums = {}
-  for i = 1, 3 do sums[i] = parse(cur[2 + i]) end
-  local set = {}
-  if t > head then
-    -- Slide every window forward second by second: subtract the buckets
-    -- that fall out. Amortised O(1): each second leaves each window once.
-    -- Seconds head+1-w … t-w leave window w. A jump of w seconds or more
-    -- empties it without reading a bucket, so a student back after a
-    -- pause costs no more than one in a steady stream.
-    local want, fields = {}, {}
-    for i, w in ipairs(WINDOWS) do
-      if t - head >= w then
-        sums[i] = zeros()
-      elseif not fresh then
-        for old = head + 1 - w, t - w do
-          if old > head - H then
-            fields[#fields + 1] = 'b' .. (old % H)
-            want[#want + 1] = {i, old}
-          end
-        end
-      end
-    end
-    if #fields > 0 then
-      local got = redis.call('HMGET', KEYS[2], unpack(fields))
-      for k = 1, #fields do
-        local bv = parseBucket(got[k] or nil, want[k][2])
-        if bv then
-          local sw = sums[want[k][1]]
-          for j = 1, NV do sw[j] = sw[j] - bv[j] end
-        end
-      end
-    end
-    head = t
-    set[#set + 1] = 'h'; set[#set + 1] = head
-  end
-  -- Add this second to its bucket and to every window that covers it.
-  local bv = parseBucket(cur[8] or nil, t) or zeros()
-  for j = 1, NV do bv[j] = bv[j] + v[j] end
-  set[#set + 1] = slot; set[#set + 1] = t .. ' ' .. pack(bv)
-  local out = {}
-  for i, w in ipairs(WINDOWS) do
-    if t > head - w then
-      for j = 1, NV do sums[i][j] = sums[i][j] + v[j] end
-    end
-    -- Rounding drift must never leave a negative count.
-    if sums[i][1] < 0.5 then sums[i] = parse(nil) end
-    local p = pack(sums[i])
-    set[#set + 1] = 'w' .. w; set[#set + 1] = p
-    out[i] = p
-  end
-  local lf = tonumber(cur[6] or '-1')
-  if v[3] >= 0.5 and t > lf then
-    lf = t
-    set[#set + 1] = 'lf'; set[#set + 1] = t
-  end
-  local fs = tonumber(cur[7] or t)
-  if fresh then
-    set[#set + 1] = 'fs'; set[#set + 1] = t
-    set[#set + 1] = 'sess'; set[#set + 1] = ARGV[5]
-  end
-  set[#set + 1] = 'course'; set[#set + 1] = ARGV[6]
-  redis.call('HSET', KEYS[2], unpack(set))
-  local absent
-  if lf >= 0 then absent = head - lf else absent = head - fs + 1 end
-  redis.call('EXPIRE', KEYS[2], ARGV[8])
-  return {1, out[1], out[2], out[3], absent, head, redis.call('GET', KEYS[7]) or ''}
-end
+redis.call('HSET', KEYS[1], offField, offset)
 
 if kind == 'click' then
   -- ARGV 5 course, 6 kind, 7 duration seconds, 8 term, 9 period, 10 ISO

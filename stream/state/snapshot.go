@@ -29,28 +29,12 @@ type Live struct {
 	FaceAbsentSeconds float64
 }
 
-func parseLive(arr []any) (*Live, error) {
-	l := &Live{}
-	for i, dst := range []*Window{&l.W1, &l.W2, &l.W5} {
-		s, _ := arr[1+i].(string)
-		w, err := parseWindow(s)
-		if err != nil {
-			return nil, err
-		}
-		*dst = w
-	}
-	abs, _ := arr[4].(int64)
-	l.FaceAbsentSeconds = float64(abs)
-	l.HeadUnix, _ = arr[5].(int64)
-	return l, nil
-}
-
 func parseWindow(s string) (Window, error) {
 	f := strings.Fields(s)
 	if len(f) != nv {
 		return Window{}, fmt.Errorf("window sums %q: want %d numbers", s, nv)
 	}
-	v := make([]float64, nv)
+	var v vec
 	for i, x := range f {
 		n, err := strconv.ParseFloat(x, 64)
 		if err != nil {
@@ -58,6 +42,11 @@ func parseWindow(s string) (Window, error) {
 		}
 		v[i] = n
 	}
+	return windowOf(&v), nil
+}
+
+// windowOf turns a window's sums into its means.
+func windowOf(v *vec) Window {
 	w := Window{Seconds: int(v[0] + 0.5), LearningSeconds: int(v[8] + 0.5), EmotionSeconds: int(v[9] + 0.5)}
 	if w.Seconds > 0 {
 		n := v[0]
@@ -72,7 +61,7 @@ func parseWindow(s string) (Window, error) {
 			w.Emotions[i] = clamp01(v[10+i] / v[9])
 		}
 	}
-	return w, nil
+	return w
 }
 
 func clamp01(x float64) float64 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,6 +29,11 @@ type Config struct {
 	// Window is the length of a DTTW counting window (DESIGN.md §5).
 	// Default 7 days.
 	Window time.Duration
+	// CacheStudents bounds how many students' live state a Store keeps a
+	// copy of in memory (about 76 bytes per second of the last 5 minutes
+	// each). Beyond it arbitrary copies are dropped and reloaded from
+	// Redis when the student is seen again. Default 100000.
+	CacheStudents int
 }
 
 func (c *Config) applyDefaults() {
@@ -39,6 +45,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Window == 0 {
 		c.Window = 7 * 24 * time.Hour
+	}
+	if c.CacheStudents <= 0 {
+		c.CacheStudents = 100_000
 	}
 }
 
@@ -59,10 +68,21 @@ func (c *Config) Validate() error {
 // Store applies events to per-student state in Redis and reads it back.
 // It is safe for concurrent use; one student's events must be applied in
 // order by one caller, which the partitioning by student gives.
+//
+// The live rolling state is computed in Go, on a copy of each student's
+// live hash that the Store keeps (loaded the first time the student is
+// seen); the apply script writes what was computed only if the hash is
+// still the version the copy was based on. So a copy gone stale — another
+// group member wrote the student after a rebalance, an erasure, a TTL
+// expiry — is refused, reloaded and the event computed again.
 type Store struct {
-	rdb    redis.UniversalClient
-	cfg    Config
-	script *redis.Script
+	rdb     redis.UniversalClient
+	cfg     Config
+	script  *redis.Script
+	horizon int64 // seconds
+	ttl     string
+	mu      sync.Mutex
+	live    map[string]*rolling // student → copy; taken out while a batch works on it
 }
 
 // New returns a store over rdb (a client, a cluster client or a ring).
@@ -71,7 +91,9 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(applySource)}, nil
+	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(applySource),
+		horizon: int64(cfg.Horizon / time.Second), ttl: strconv.FormatInt(int64(cfg.LiveTTL/time.Second), 10),
+		live: map[string]*rolling{}}, nil
 }
 
 // Client is the Redis client the store writes through.
@@ -137,52 +159,272 @@ type Result struct {
 	ErasedKeys    int64
 }
 
+// maxRounds bounds how often one Apply recomputes events whose copy was
+// refused as stale; past it the caller's retry starts the batch again.
+const maxRounds = 8
+
 // Apply runs the apply script for every op in one pipeline round trip and
 // returns one result per op, in order. It loads the script on NOSCRIPT. An
 // error means the batch may be partly applied; applying it again is safe,
 // since each student's last applied offset makes redelivery a no-op.
+//
+// Scores whose live copy was stale cost one more round trip: the copies
+// are reloaded and those scores computed and sent again, in order.
 func (s *Store) Apply(ctx context.Context, cal Calendar, ops []Op) ([]Result, error) {
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	cmds, err := s.runPipeline(ctx, cal, ops, true)
-	if err != nil && isNoScript(err) {
-		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, fmt.Errorf("state: load script: %w", err)
-		}
-		cmds, err = s.runPipeline(ctx, cal, ops, true)
+	out := make([]Result, len(ops))
+	pending := make([]int, len(ops))
+	for i := range pending {
+		pending[i] = i
 	}
+	for round := 0; len(pending) > 0; round++ {
+		if round == maxRounds {
+			return nil, fmt.Errorf("state: the live state of %d events kept changing under this store for %d rounds (another member writing the same students?)", len(pending), maxRounds)
+		}
+		var err error
+		if pending, err = s.applyRound(ctx, cal, ops, pending, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// call is one script call of a round.
+type call struct {
+	op      int
+	keys    []string
+	args    []any
+	student string // set for scores
+	live    *Live  // what the score computed
+}
+
+// applyRound applies ops[idx…] (in order) and fills their results; it
+// returns the scores refused as stale, to compute again.
+func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []int, out []Result) ([]int, error) {
+	copies, err := s.take(ctx, ops, idx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Result, len(ops))
-	for i, c := range cmds {
-		r, err := parseResult(c.Val())
-		if err != nil {
-			return nil, fmt.Errorf("state: result of %s offset %d: %w", ops[i].Topic, ops[i].Offset, err)
+	calls := make([]call, 0, len(idx))
+	var buf []byte
+	for _, i := range idx {
+		op := ops[i]
+		sc, ok := op.Event.(*stream.Score)
+		if !ok {
+			if c, ok := op.Event.(*stream.Consent); ok && !c.Granted && (c.Scope == stream.ScopeCamera || c.Scope == stream.ScopeEmotion) {
+				// The script deletes the live hash; so does the copy.
+				if r := copies[c.Student]; r != nil {
+					r.erase()
+				} else {
+					s.forget(c.Student)
+				}
+			}
+			keys, args, err := s.scriptArgs(cal, op)
+			if err != nil {
+				return nil, err
+			}
+			calls = append(calls, call{op: i, keys: keys, args: args})
+			continue
 		}
-		out[i] = r
+		r := copies[sc.Student]
+		field := op.Topic + ":" + strconv.Itoa(op.Partition)
+		if r.offField != field {
+			r.offField, r.off = field, -1
+		}
+		if r.off >= 0 && op.Offset <= r.off {
+			out[i] = Result{Status: Duplicate}
+			continue
+		}
+		expect := r.version
+		v := scoreVec(sc)
+		buf = appendRounded(buf[:0], &v)
+		sec := sc.TS.Unix()
+		var st liveStep
+		st, buf = r.step(sec, sc.Session, sc.Course, &v, s.horizon, buf)
+		r.off = op.Offset
+		args := make([]any, 0, 12+len(st.pairs))
+		args = append(args, "live", field, op.Offset, sec, expect, s.ttl, st.mode, st.vector, s.horizon)
+		if st.mode != modeLate {
+			r.version = nextVersion(r.version, field, op.Offset)
+			args = append(args, "v", r.version)
+		}
+		for _, p := range st.pairs {
+			args = append(args, p)
+		}
+		calls = append(calls, call{op: i, keys: StudentKeys(sc.Student), args: args, student: sc.Student, live: st.live})
 	}
-	return out, nil
+	cmds, err := s.exec(ctx, calls)
+	if err != nil {
+		// The copies are not put back: Redis may hold some of this round.
+		return nil, err
+	}
+	drop := map[string]bool{}
+	var stale []int
+	for k, c := range calls {
+		if c.student == "" {
+			r, err := parseResult(cmds[k].Val())
+			if err != nil {
+				return nil, fmt.Errorf("state: result of %s offset %d: %w", ops[c.op].Topic, ops[c.op].Offset, err)
+			}
+			out[c.op] = r
+			continue
+		}
+		arr, _ := cmds[k].Val().([]any)
+		if len(arr) == 0 {
+			return nil, fmt.Errorf("state: result of %s offset %d: unexpected script reply", ops[c.op].Topic, ops[c.op].Offset)
+		}
+		code, _ := arr[0].(int64)
+		switch code {
+		case 1:
+			r := Result{Status: Applied, Live: c.live}
+			if len(arr) > 1 {
+				open, _ := arr[1].(string)
+				r.Open = []byte(open)
+			}
+			out[c.op] = r
+		case 5:
+			out[c.op] = Result{Status: Late}
+		case 0:
+			// Applied by someone else since the copy was made.
+			out[c.op] = Result{Status: Duplicate}
+			drop[c.student] = true
+		case 2:
+			out[c.op] = Result{Status: Refused}
+			drop[c.student] = true
+		case 4:
+			stale = append(stale, c.op)
+			drop[c.student] = true
+		default:
+			return nil, fmt.Errorf("state: result of %s offset %d: unknown status %d", ops[c.op].Topic, ops[c.op].Offset, code)
+		}
+	}
+	s.mu.Lock()
+	for student, r := range copies {
+		if !drop[student] {
+			s.live[student] = r
+		}
+	}
+	for student := range s.live {
+		if len(s.live) <= s.cfg.CacheStudents {
+			break
+		}
+		delete(s.live, student)
+	}
+	s.mu.Unlock()
+	return stale, nil
+}
+
+// take hands the copies of the students scored in ops[idx…] to one round,
+// taking them out of the store (so no two batches work on one copy) and
+// loading the missing ones from Redis in one pipelined round trip.
+func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*rolling, error) {
+	copies := map[string]*rolling{}
+	var missing []int // op index of each missing student's first score
+	s.mu.Lock()
+	for _, i := range idx {
+		sc, ok := ops[i].Event.(*stream.Score)
+		if !ok {
+			continue
+		}
+		if _, ok := copies[sc.Student]; ok {
+			continue
+		}
+		r := s.live[sc.Student]
+		delete(s.live, sc.Student)
+		copies[sc.Student] = r
+		if r == nil {
+			missing = append(missing, i)
+		}
+	}
+	s.mu.Unlock()
+	if len(missing) == 0 {
+		return copies, nil
+	}
+	pipe := s.rdb.Pipeline()
+	hs := make([]*redis.MapStringStringCmd, len(missing))
+	offs := make([]*redis.StringCmd, len(missing))
+	for k, i := range missing {
+		op := ops[i]
+		student := op.Event.EventHeader().Student
+		hs[k] = pipe.HGetAll(ctx, LiveKey(student))
+		offs[k] = pipe.HGet(ctx, StudentTag(student)+":off", op.Topic+":"+strconv.Itoa(op.Partition))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("state: load live state: %w", err)
+	}
+	for k, i := range missing {
+		op := ops[i]
+		off, err := offs[k].Int64()
+		if errors.Is(err, redis.Nil) {
+			off = -1
+		} else if err != nil {
+			return nil, fmt.Errorf("state: load live state: %w", err)
+		}
+		if err := hs[k].Err(); err != nil {
+			return nil, fmt.Errorf("state: load live state: %w", err)
+		}
+		copies[op.Event.EventHeader().Student] = loadRolling(hs[k].Val(), op.Topic+":"+strconv.Itoa(op.Partition), off, s.horizon)
+	}
+	return copies, nil
+}
+
+// forget drops a student's copy.
+func (s *Store) forget(student string) {
+	s.mu.Lock()
+	delete(s.live, student)
+	s.mu.Unlock()
+}
+
+// Forget drops every copy of live state this store keeps, so that each
+// student is loaded from Redis again; call it after the state was wiped
+// behind the store's back (Processor.Rebuild does).
+func (s *Store) Forget() {
+	s.mu.Lock()
+	clear(s.live)
+	s.mu.Unlock()
+}
+
+// ForgetPartition drops the copies of the students whose scores came from
+// one partition: the processor calls it for partitions it no longer
+// serves. (A copy kept anyway is safe — the script refuses it once another
+// member wrote the student — it only costs memory.)
+func (s *Store) ForgetPartition(topic string, partition int) {
+	field := topic + ":" + strconv.Itoa(partition)
+	s.mu.Lock()
+	for student, r := range s.live {
+		if r.offField == field {
+			delete(s.live, student)
+		}
+	}
+	s.mu.Unlock()
 }
 
 func isNoScript(err error) bool {
 	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
 }
 
-func (s *Store) runPipeline(ctx context.Context, cal Calendar, ops []Op, sha bool) ([]*redis.Cmd, error) {
+// exec sends the calls in one pipeline, loading the script on NOSCRIPT.
+func (s *Store) exec(ctx context.Context, calls []call) ([]*redis.Cmd, error) {
+	cmds, err := s.runPipeline(ctx, calls)
+	if err != nil && isNoScript(err) {
+		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("state: load script: %w", err)
+		}
+		cmds, err = s.runPipeline(ctx, calls)
+	}
+	return cmds, err
+}
+
+func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, error) {
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(ops))
-	for i, op := range ops {
-		keys, args, err := s.scriptArgs(cal, op)
-		if err != nil {
-			return nil, err
-		}
-		if sha {
-			cmds[i] = s.script.EvalSha(ctx, pipe, keys, args...)
-		} else {
-			cmds[i] = s.script.Eval(ctx, pipe, keys, args...)
-		}
+	cmds := make([]*redis.Cmd, len(calls))
+	for i, c := range calls {
+		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	if len(calls) == 0 {
+		return cmds, nil
 	}
 	_, err := pipe.Exec(ctx)
 	if err != nil {
@@ -202,10 +444,6 @@ func (s *Store) scriptArgs(cal Calendar, op Op) ([]string, []any, error) {
 	sec := h.TS.Unix()
 	base := []any{"", op.Topic + ":" + strconv.Itoa(op.Partition), op.Offset, sec}
 	switch e := op.Event.(type) {
-	case *stream.Score:
-		base[0] = "score"
-		return keys, append(base, e.Session, e.Course, int64(s.cfg.Horizon/time.Second),
-			int64(s.cfg.LiveTTL/time.Second), packScore(e)), nil
 	case *stream.Click:
 		base[0] = "click"
 		term, period := "none", ""
@@ -240,11 +478,11 @@ func b01(b bool) string {
 	return "0"
 }
 
-// packScore lays out one score event as the script's vector: n, attention,
-// face, masked, engaged, confused, bored, frustrated, learning n, emotion n,
+// scoreVec lays out one score event as a vector: n, attention, face,
+// masked, engaged, confused, bored, frustrated, learning n, emotion n,
 // then the seven emotions.
-func packScore(e *stream.Score) string {
-	v := make([]float64, nv)
+func scoreVec(e *stream.Score) vec {
+	var v vec
 	v[0] = 1
 	v[1], v[2], v[3] = e.Attention, e.FaceRatio, e.MaskedRatio
 	if e.Learning != nil {
@@ -257,14 +495,7 @@ func packScore(e *stream.Score) string {
 			v[10+i] = x
 		}
 	}
-	var b strings.Builder
-	for i, x := range v {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(strconv.FormatFloat(x, 'g', 6, 64))
-	}
-	return b.String()
+	return v
 }
 
 const nv = 17
@@ -291,19 +522,10 @@ func parseResult(v any) (Result, error) {
 	default:
 		return Result{}, fmt.Errorf("unknown status %d", code)
 	}
-	switch {
-	case len(arr) == 1:
+	switch len(arr) {
+	case 1:
 		return Result{Status: Applied}, nil
-	case len(arr) == 2:
-		return Result{Status: Late}, nil
-	case len(arr) == 7:
-		live, err := parseLive(arr)
-		if err != nil {
-			return Result{}, err
-		}
-		open, _ := arr[6].(string)
-		return Result{Status: Applied, Live: live, Open: []byte(open)}, nil
-	case len(arr) == 6:
+	case 6:
 		ac, err := parseAcademic(arr[1:5])
 		if err != nil {
 			return Result{}, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -227,5 +228,135 @@ func TestPauseLongerThanAWindowEmptiesOnlyThatWindow(t *testing.T) {
 	res = apply(t, s, Op{Event: score("pause", 121, 1, 1), Topic: stream.TopicScores, Offset: 11})
 	if l := res[0].Live; l.W2.Seconds != 10 || l.W1.Seconds != 2 || l.W5.Seconds != 12 {
 		t.Errorf("at 121 s: windows of %d, %d and %d s, want 2, 10 and 12", l.W1.Seconds, l.W2.Seconds, l.W5.Seconds)
+	}
+}
+
+// liveFields is a student's live hash. Its version "v" is part of it:
+// the same scores applied to the same base give the same version,
+// whichever store wrote them.
+func liveFields(t *testing.T, s *Store, student string) map[string]string {
+	t.Helper()
+	h, err := s.Client().HGetAll(context.Background(), LiveKey(student)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// scoreOps are one student's scores at seconds from…to-1, with offsets
+// equal to the seconds, from partition 2 of the scores topic.
+func scoreOps(student string, from, to int) []Op {
+	var ops []Op
+	for i := from; i < to; i++ {
+		ops = append(ops, Op{Event: score(student, i, float64(i%10)/10, float64(i%4/3)), Topic: stream.TopicScores, Partition: 2, Offset: int64(i)})
+	}
+	return ops
+}
+
+func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
+	r := testenv.StartRedis(t)
+	newS := func() *Store {
+		s, err := New(r.Client(t), Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	single := newS()
+	apply(t, single, scoreOps("ref", 0, 400)...)
+	want := liveFields(t, single, "ref")
+
+	cases := []struct {
+		name string
+		run  func(t *testing.T, a, b *Store, student string)
+	}{
+		{"the partition moved to another member and back", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 150)...)
+			apply(t, b, scoreOps(student, 150, 300)...)
+			res := apply(t, a, scoreOps(student, 300, 400)...)
+			if res[0].Status != Applied || res[0].Live.W5.Seconds != 300 {
+				t.Fatalf("first score after the move back: %+v", res[0])
+			}
+		}},
+		{"two members applied the same batch during a rebalance", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 150)...)
+			apply(t, b, scoreOps(student, 150, 299)...)
+			// a still believes it is at offset 149: 150…298 are duplicates
+			// it did not foresee, and 299 must not build on its copy.
+			res := apply(t, a, scoreOps(student, 150, 300)...)
+			for i, r := range res[:149] {
+				if r.Status != Duplicate {
+					t.Fatalf("op %d: %v, want duplicate", 150+i, r.Status)
+				}
+			}
+			if last := res[149]; last.Status != Applied || last.Live.W5.Seconds != 300 {
+				t.Fatalf("score 299: %+v", last)
+			}
+			apply(t, a, scoreOps(student, 300, 400)...)
+		}},
+		{"the member forgot the partition and was given it again", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 200)...)
+			a.ForgetPartition(stream.TopicScores, 2)
+			if len(a.live) != 0 {
+				t.Fatalf("%d copies kept after ForgetPartition", len(a.live))
+			}
+			apply(t, a, scoreOps(student, 200, 400)...)
+		}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, b := newS(), newS()
+			student := fmt.Sprintf("st%d", i)
+			c.run(t, a, b, student)
+			got := liveFields(t, a, student)
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("field %s = %q, want %q (single store)", k, got[k], v)
+				}
+			}
+			if len(got) != len(want) {
+				t.Errorf("%d fields, want %d", len(got), len(want))
+			}
+		})
+	}
+}
+
+func TestErasureByAnotherMemberRefusesTheStaleCopy(t *testing.T) {
+	r := testenv.StartRedis(t)
+	a, _ := New(r.Client(t), Config{})
+	b, _ := New(r.Client(t), Config{})
+	apply(t, a, scoreOps("er", 0, 50)...)
+	revoke := &stream.Consent{Header: stream.NewHeader("er", t0.Add(51*time.Second)), Scope: stream.ScopeCamera, PolicyVersion: "2026-1"}
+	if res := apply(t, b, Op{Event: revoke, Topic: stream.TopicConsent, Offset: 1}); res[0].Status != Erased {
+		t.Fatalf("revocation: %+v", res[0])
+	}
+	if res := apply(t, a, scoreOps("er", 52, 53)...); res[0].Status != Refused {
+		t.Fatalf("score after another member erased: %v, want refused", res[0].Status)
+	}
+	grant := &stream.Consent{Header: stream.NewHeader("er", t0.Add(60*time.Second)), Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "2026-1"}
+	apply(t, b, Op{Event: grant, Topic: stream.TopicConsent, Offset: 2})
+	res := apply(t, a, scoreOps("er", 61, 63)...)
+	if l := res[1].Live; res[1].Status != Applied || l.W5.Seconds != 2 {
+		t.Fatalf("after the grant the state starts afresh: %+v", res[1])
+	}
+}
+
+func TestSecondOlderThanEveryWindowFillsItsBucketInRedis(t *testing.T) {
+	s := newStore(t)
+	apply(t, s, scoreOps("old", 0, 400)...)
+	// Second 50 is 349 s behind the head: in the horizon, in no window.
+	late := Op{Event: score("old", 50, 1, 1), Topic: stream.TopicScores, Partition: 2, Offset: 400}
+	res := apply(t, s, late)
+	if res[0].Status != Applied || res[0].Live.W5.Seconds != 300 {
+		t.Fatalf("late score: %+v", res[0])
+	}
+	want := t0.Unix() + 50
+	got, err := s.Client().HGet(context.Background(), LiveKey("old"), "b"+strconv.FormatInt(want%600, 10)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, v, ok := parseBucketVec(got)
+	if !ok || sec != want || v[0] != 2 || math.Abs(v[1]-1) > 1e-9 {
+		t.Fatalf("bucket of second 50 = %q, want two samples summing attention 0+1", got)
 	}
 }
