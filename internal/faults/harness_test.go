@@ -24,8 +24,9 @@ import (
 	"github.com/classpulse/classpulse/stream/state"
 )
 
-// binary is the classpulse executable TestMain builds.
-var binary string
+// binary and edgeBinary are the classpulse and classpulse-edge
+// executables TestMain builds.
+var binary, edgeBinary string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "classpulse-faults-")
@@ -34,12 +35,18 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "classpulse")
-	build := exec.Command("go", "build", "-o", binary, "github.com/classpulse/classpulse/cmd/classpulse")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build classpulse:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	edgeBinary = filepath.Join(dir, "classpulse-edge")
+	for _, b := range []struct{ out, pkg string }{
+		{binary, "github.com/classpulse/classpulse/cmd/classpulse"},
+		{edgeBinary, "github.com/classpulse/classpulse/cmd/classpulse-edge"},
+	} {
+		build := exec.Command("go", "build", "-o", b.out, b.pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", b.pkg+":", err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -66,37 +73,51 @@ func envInt(name string, def int) int {
 	return def
 }
 
-// child is one classpulse processor process. The test owns it: Kill or
-// the test's cleanup ends it.
+// child is one process of a built binary. The test owns it: Kill or the
+// test's cleanup ends it.
 type child struct {
 	cmd         *exec.Cmd
 	done        chan struct{}
 	metricsAddr string
 }
 
-// startProcessor starts `classpulse processor` on broker and redis in
-// consumer group group, appending its output to logPath.
-func startProcessor(t *testing.T, broker, redisAddr, group, logPath string) *child {
+// freeAddr returns a loopback host:port nobody listens on.
+func freeAddr(t *testing.T) string {
 	t.Helper()
 	port, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &child{done: make(chan struct{}), metricsAddr: "127.0.0.1:" + strconv.Itoa(port)}
+	return "127.0.0.1:" + strconv.Itoa(port)
+}
+
+// startChild starts bin with args, appending its output to logPath.
+// metricsAddr is where it serves /metrics ("" if it does not).
+func startChild(t *testing.T, logPath, metricsAddr, bin string, args ...string) *child {
+	t.Helper()
+	c := &child{done: make(chan struct{}), metricsAddr: metricsAddr}
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.cmd = exec.Command(binary, "processor", "--brokers", broker, "--redis", redisAddr, "--group", group,
-		"--metrics-addr", c.metricsAddr, "--no-class-stage", "--log-level", "warn")
+	c.cmd = exec.Command(bin, args...)
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	if err := c.cmd.Start(); err != nil {
 		logf.Close()
-		t.Fatalf("start processor: %v", err)
+		t.Fatalf("start %s %s: %v", filepath.Base(bin), args[0], err)
 	}
 	go func() { _ = c.cmd.Wait(); logf.Close(); close(c.done) }()
 	t.Cleanup(c.Kill)
 	return c
+}
+
+// startProcessor starts `classpulse processor` on broker and redis in
+// consumer group group, appending its output to logPath.
+func startProcessor(t *testing.T, broker, redisAddr, group, logPath string) *child {
+	t.Helper()
+	addr := freeAddr(t)
+	return startChild(t, logPath, addr, binary, "processor", "--brokers", broker, "--redis", redisAddr, "--group", group,
+		"--metrics-addr", addr, "--no-class-stage", "--log-level", "warn")
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
@@ -135,19 +156,41 @@ func (c *child) readyz() int {
 // duplicates scrapes the process's /metrics for the events it skipped as
 // already applied (redeliveries after a kill); -1 when it does not answer.
 func (c *child) duplicates() float64 {
+	return c.metric("classpulse_processor_events_total", `outcome="duplicate"`)
+}
+
+// metric scrapes the process's /metrics and sums the samples of name whose
+// labels contain match ("" matches all); -1 when it does not answer.
+func (c *child) metric(name, match string) float64 {
+	page, ok := c.scrape()
+	if !ok {
+		return -1
+	}
+	return sample(page, name, match)
+}
+
+// scrape returns the process's /metrics page; false when it does not answer.
+func (c *child) scrape() (string, bool) {
 	cl := http.Client{Timeout: time.Second}
 	resp, err := cl.Get("http://" + c.metricsAddr + "/metrics")
 	if err != nil {
-		return -1
+		return "", false
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return -1
+		return "", false
 	}
+	return string(b), true
+}
+
+// sample sums the samples of name in a /metrics page whose labels contain
+// match ("" matches all).
+func sample(page, name, match string) float64 {
 	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "classpulse_processor_events_total{") && strings.Contains(line, `outcome="duplicate"`) {
+	for _, line := range strings.Split(page, "\n") {
+		series, _, _ := strings.Cut(line, " ")
+		if (series == name || strings.HasPrefix(series, name+"{")) && strings.Contains(series, match) {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			sum += v
