@@ -29,6 +29,25 @@
     main.append(live);
   }
 
+  // Learner profile and predicted grade (staff only: the API leaves them
+  // out for students and guardians).
+  if (me.role !== "student" && me.role !== "guardian") {
+    const L = CP.lang === "zh"
+      ? { title: "学习者画像与成绩预测", profile: "画像", grade: "预测成绩", pd: "D 的概率", model: "模型", at: "时间", none: "未预测" }
+      : { title: "Learner profile and predicted grade", profile: "Profile", grade: "Predicted grade", pd: "P(D)", model: "Model", at: "When", none: "no model" };
+    const lp = el("section", { class: "card", id: "learner" }, el("h2", {}, L.title));
+    if (data.learner && data.learner.courses.length) {
+      lp.append(el("div", { class: "tablewrap" }, el("table", {},
+        el("tr", {}, el("th", {}, t("course")), el("th", {}, L.profile), el("th", {}, L.grade), el("th", {}, L.pd), el("th", {}, L.model), el("th", {}, L.at)),
+        data.learner.courses.map((c) => el("tr", { "data-course": c.course, "data-profile": c.profile, "data-grade": c.predicted_grade || "" },
+          el("td", {}, c.course || "—"), el("td", {}, c.profile + (c.k ? ` (${c.cluster + 1}/${c.k})` : "")),
+          el("td", {}, c.predicted_grade ? el("span", { class: "badge " + (c.predicted_grade === "D" ? "red" : "") }, c.predicted_grade) : el("span", { class: "muted" }, L.none)),
+          el("td", { class: "pd" }, c.p_d != null ? Math.round(c.p_d * 100) + " %" : "—"),
+          el("td", { class: "muted" }, c.model || "—"), el("td", { class: "muted" }, fmtDate(c.at)))))));
+    } else lp.append(NA("learner"));
+    main.append(lp);
+  }
+
   const acad = el("section", { class: "card" }, el("h2", {}, t("study")));
   if (data.academic) {
     acad.append(bars(data.academic.courses.map((c) => ({ label: c.course, done: c.study_s / 3600, required: c.required_s / 3600 }))));
