@@ -95,11 +95,13 @@ func (s *Server) apiPlanPrefill(w http.ResponseWriter, r *http.Request, p *Princ
 }
 
 // helpLoopRoutes registers the help-plan, delivery and report routes
-// (docs/api.md): one call from apiRoutes.
+// (docs/api.md), and the xAPI endpoint when mounted: one call from
+// apiRoutes.
 func (s *Server) helpLoopRoutes(handle func(string, http.HandlerFunc)) {
 	handle("GET /api/v1/warnings/{ref}/plan", s.authed(s.apiPlanPrefill))
 	handle("GET /api/v1/warnings/{ref}/deliveries", s.authed(s.apiDeliveries))
 	handle("GET /api/v1/reports/effectiveness", s.authed(s.apiEffectiveness))
+	s.xapiRoute(handle)
 }
 
 // apiDeliveries answers GET /api/v1/warnings/{ref}/deliveries: every

@@ -39,6 +39,8 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve HTTPS and WSS with (with --tls-key; default plain HTTP)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key of --tls-cert")
 	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
+	var xf xapiFlags
+	xf.register(fs, "to mount POST /api/v1/xapi/statements in the dashboard, as classpulse xapi serves it (default: not mounted)")
 	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page (default: the embedded default policy)")
 	var scfg state.Config
 	fs.DurationVar(&scfg.Horizon, "horizon", 0, "the processor's --horizon, so the student page finds its per-second live buckets (default 10m)")
@@ -83,7 +85,15 @@ func runDashboard(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := dashboard.New(cfg, rdb, prod, logger, reg, dashboard.WithStudentReader(students))
+	opts := []dashboard.Option{dashboard.WithStudentReader(students)}
+	if len(xf.sources) > 0 {
+		xh, err := xf.handler(prod, logger, reg)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, dashboard.WithXAPI(xh))
+	}
+	srv, err := dashboard.New(cfg, rdb, prod, logger, reg, opts...)
 	if err != nil {
 		return err
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"time"
@@ -120,14 +122,13 @@ func runXAPI(ctx context.Context, args []string) error {
 	var in infra
 	in.register(fs, true, false)
 	listen := fs.String("listen", "127.0.0.1:8082", "address of the xAPI endpoint and of /metrics, /healthz, /readyz")
-	var sources config.List
-	fs.Var(&sources, "xapi-sources", "source systems and their secrets: name=secret,… (required; secrets of 16+ characters)")
-	mapping := fs.String("xapi-mapping", "", "JSON mapping table (verbs and activity types → click kinds); default the built-in table of docs/ingest.md")
+	var xf xapiFlags
+	xf.register(fs, "(required; secrets of 16+ characters)")
 	printToken := fs.String("print-token", "", "print the bearer token of this source (for the LMS's LRS settings) and exit")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	srcs, err := ingest.ParseSources(sources)
+	srcs, err := ingest.ParseSources(xf.sources)
 	if err != nil {
 		return err
 	}
@@ -143,12 +144,6 @@ func runXAPI(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg := ingest.XAPIConfig{Sources: srcs}
-	if *mapping != "" {
-		if cfg.Mapping, err = ingest.LoadMapping(*mapping); err != nil {
-			return err
-		}
-	}
 	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
 	if err != nil {
 		return err
@@ -156,7 +151,7 @@ func runXAPI(ctx context.Context, args []string) error {
 	defer prod.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	h, err := ingest.NewXAPIHandler(cfg, prod, logger, reg)
+	h, err := xf.handler(prod, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -164,4 +159,31 @@ func runXAPI(ctx context.Context, args []string) error {
 	mux.Handle(ingest.XAPIPath, h)
 	mux.Handle("/", ops.Handler(reg, func(context.Context) error { return nil }))
 	return ops.Serve(ctx, *listen, mux, logger)
+}
+
+// xapiFlags configure the xAPI endpoint, served on its own by xapi or
+// mounted in the dashboard (dashboard --xapi-sources).
+type xapiFlags struct {
+	sources config.List
+	mapping string
+}
+
+func (f *xapiFlags) register(fs *flag.FlagSet, required string) {
+	fs.Var(&f.sources, "xapi-sources", "source systems and their secrets: name=secret,… "+required)
+	fs.StringVar(&f.mapping, "xapi-mapping", "", "JSON mapping table (verbs and activity types → click kinds); default the built-in table of docs/ingest.md")
+}
+
+// handler builds the xAPI handler publishing with pub.
+func (f *xapiFlags) handler(pub ingest.Publisher, logger *slog.Logger, reg prometheus.Registerer) (*ingest.XAPIHandler, error) {
+	srcs, err := ingest.ParseSources(f.sources)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ingest.XAPIConfig{Sources: srcs}
+	if f.mapping != "" {
+		if cfg.Mapping, err = ingest.LoadMapping(f.mapping); err != nil {
+			return nil, err
+		}
+	}
+	return ingest.NewXAPIHandler(cfg, pub, logger, reg)
 }

@@ -120,3 +120,57 @@ func TestXAPICommandServesTheEndpoint(t *testing.T) {
 		t.Fatalf("xapi returned %v after cancel", err)
 	}
 }
+
+func TestDashboardMountsTheXAPIEndpoint(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	r := testenv.StartRedis(t)
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	secret := "canvas-secret-0123456789"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runDashboard(ctx, []string{"--brokers", b.Addr(), "--redis", r.Addr, "--addr", addr, "--no-queue", "--xapi-sources", "canvas=" + secret})
+	}()
+	stmt := `{"id":"st-2","actor":{"account":{"homePage":"https://lms","name":"s1"}},` +
+		`"verb":{"id":"http://adlnet.gov/expapi/verbs/attempted"},` +
+		`"object":{"id":"https://lms/quiz/1","definition":{"type":"http://adlnet.gov/expapi/activities/assessment"}},` +
+		`"context":{"contextActivities":{"parent":{"id":"https://lms/course/view.php?id=LAW1","definition":{"type":"http://adlnet.gov/expapi/activities/course"}}}}}`
+	post := func(user, pass string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+ingest.XAPIPath, strings.NewReader(stmt))
+		req.SetBasicAuth(user, pass)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	testenv.WaitFor(t, 10*time.Second, "dashboard answering", func() bool { code, _ := post("x", "y"); return code != 0 })
+	if code, body := post("canvas", ingest.SourceToken("canvas", secret)); code != 200 || !strings.Contains(body, `"accepted":1`) {
+		t.Fatalf("statement through the dashboard: %d %s", code, body)
+	}
+	if code, body := post("canvas", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("wrong source token: %d %s", code, body)
+	}
+	m, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(m.Body)
+	m.Body.Close()
+	for _, want := range []string{`classpulse_ingest_xapi_statements_total{outcome="accepted",source="canvas"} 1`,
+		`classpulse_dashboard_http_requests_total{code="200",route="/api/v1/xapi/statements"} 1`} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("dashboard metrics lack %s", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("dashboard returned %v after cancel", err)
+	}
+}
