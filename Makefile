@@ -52,7 +52,7 @@ fuzz:
 		./rules:FuzzLoadPolicy \
 		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody \
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest \
-		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./stream/replay:FuzzParseLine \
+		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./profile/learner:FuzzParse ./stream/replay:FuzzParseLine \
 		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \
 		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		log=$$(mktemp); echo "fuzz $$pkg $$fn"; \

@@ -48,3 +48,23 @@ func TestMarshalRefusesAnImpossibleProbability(t *testing.T) {
 		t.Fatalf("round trip: %+v", got)
 	}
 }
+
+// FuzzParse feeds Parse roster hashes: whatever a field holds, Parse
+// returns only records with a profile and a P(D) in 0..1, and every one
+// marshals back.
+func FuzzParse(f *testing.F) {
+	f.Add("learner|math", `{"profile":"balanced","cluster":1,"k":3,"grade":"C","p_d":0.2,"at":"2026-11-23T12:00:00Z"}`)
+	f.Add("learner", `{"profile":"x","p_d":-1}`)
+	f.Add("learner|", `null`)
+	f.Add("class", "c1")
+	f.Fuzz(func(t *testing.T, field, value string) {
+		for _, r := range Parse(map[string]string{field: value}) {
+			if r.Profile == "" || r.PD != nil && !(*r.PD >= 0 && *r.PD <= 1) {
+				t.Fatalf("parsed %+v", r)
+			}
+			if _, err := r.Marshal(); err != nil {
+				t.Fatalf("a parsed record does not marshal: %v", err)
+			}
+		}
+	})
+}
