@@ -17,6 +17,7 @@ func EvaluateFamilies(p *Policy, s *Snapshot, fam Family) []Finding {
 	e.out = make([]Finding, 0, 4)
 	if fam&FamilyAcademic != 0 {
 		e.academic()
+		e.campus()
 		e.predictedRisk()
 	}
 	if fam&FamilyLive != 0 && s.Live != nil && s.Live.Captured {

@@ -65,6 +65,7 @@ const (
 var builtinRules = map[string]Family{
 	RuleStudy: FamilyAcademic, RuleGrade: FamilyAcademic, RuleDegree: FamilyAcademic,
 	RuleTrend: FamilyAcademic, RulePeer: FamilyAcademic,
+	RuleBehaviour: FamilyAcademic, RuleParticipation: FamilyAcademic,
 	RuleAttentionLow: FamilyLive, RuleFaceAbsent: FamilyLive, RuleConfused: FamilyLive, RuleFrustrated: FamilyLive,
 	RuleClassConfused: FamilyClass, RuleClassInattent: FamilyClass, RuleClassAbsent: FamilyClass,
 }

@@ -39,6 +39,10 @@ type Policy struct {
 	Lifecycle Lifecycle `yaml:"lifecycle"`
 	// Custom lists the school's own rules as CEL expressions.
 	Custom []CustomRule `yaml:"custom"`
+	// Behaviour and Participation are the campus-signal rules, off by
+	// default (campus.go).
+	Behaviour     BehaviourRule     `yaml:"behaviour"`
+	Participation ParticipationRule `yaml:"participation"`
 	// Playbooks are the help-plan playbooks per category and level
 	// (playbook.go).
 	Playbooks []Playbook `yaml:"playbooks"`

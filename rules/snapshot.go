@@ -27,6 +27,9 @@ type Snapshot struct {
 	Courses []CourseState
 	// Grades holds every course result the student has, across terms.
 	Grades []GradeRecord
+	// Campus summarises the student's imported campus signals for the
+	// behaviour and participation rules; nil when not read.
+	Campus *Campus
 	// Peers holds the study-time statistics of the student's class, keyed by
 	// course id, for the current term.
 	Peers map[string]PeerStats

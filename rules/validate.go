@@ -22,6 +22,7 @@ func (p *Policy) validate(v *validator) {
 	p.validateCourses(v)
 	p.validateRules(v)
 	p.validatePlaybooks(v)
+	p.validateCampus(v)
 }
 
 func (p *Policy) validateCalendar(v *validator) {
