@@ -51,6 +51,7 @@ func (h *harness) dialFrom(c *http.Client, tok string) (int, string) {
 	}
 	if resp == nil {
 		h.t.Fatalf("dial: %v", err)
+		return 0, ""
 	}
 	return resp.StatusCode, resp.Header.Get("Retry-After")
 }
@@ -131,7 +132,7 @@ func TestRateLimitsRefuseOnlyTheNoisyTokenOrAddress(t *testing.T) {
 		check(t, "a fresh token from the noisy address", code, retry, "", 429, "")
 		code, retry = h.dialFrom(two, tok())
 		check(t, "another address", code, retry, "", 101, "")
-		code, retry, reason := h.getFrom(one, "/api/v1/me", tok())
+		code, _, reason := h.getFrom(one, "/api/v1/me", tok())
 		if code != 429 || !strings.Contains(reason, "api_ip") {
 			t.Fatalf("the API bucket of 127.0.0.1 is its own: %d %s", code, reason)
 		}
