@@ -45,6 +45,9 @@ type WorkerConfig struct {
 	// runs at least three times a second. Negative: a full detection on
 	// every frame.
 	Track int
+	// Detector is the detector chain (DetectConfig.Chain). Default
+	// DefaultChain.
+	Detector string
 }
 
 func (c *WorkerConfig) applyDefaults() {
@@ -77,6 +80,9 @@ func (c *WorkerConfig) Validate() error {
 	}
 	if c.FPS > 120 {
 		return fmt.Errorf("worker: fps %d above 120", c.FPS)
+	}
+	if err := CheckChain(c.Detector); err != nil {
+		return fmt.Errorf("worker: %w", err)
 	}
 	return nil
 }
@@ -139,7 +145,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	defer vc.Close()
-	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff, Detect: DetectConfig{Track: max(w.cfg.Track, 0)}})
+	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff, Detect: DetectConfig{Track: max(w.cfg.Track, 0), Chain: w.cfg.Detector, MaxFaces: 1}})
 	defer scorer.Close()
 	fq := newFrameQueue(w.cfg.Queue, w.dropped.Inc)
 	ctx, cancel := context.WithCancel(ctx)

@@ -118,6 +118,7 @@ func runCapture(ctx context.Context, args []string) error {
 	fs.IntVar(&wc.FPS, "fps", 15, "frames per second to read")
 	fs.BoolVar(&wc.Loop, "loop", false, "rewind a video file at its end")
 	fs.IntVar(&wc.Track, "track", 5, "frames a full detection's faces are only followed before the next (negative: full detection every frame)")
+	fs.StringVar(&wc.Detector, "detector", vision.DefaultChain, "face detector chain, one of "+fmt.Sprint(vision.Chains))
 	dir := fs.String("model-dir", "models", "model folder")
 	jur := fs.String("jurisdiction", "", "where the learner is; eu switches emotion inference off entirely")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics here (host:port); empty: off")
