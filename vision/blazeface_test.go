@@ -213,3 +213,21 @@ func TestModelsBuildRefusesAnUnpinnedBlazeFaceFile(t *testing.T) {
 		t.Fatalf("altered BlazeFace file accepted: %v %v", err, man.Files)
 	}
 }
+
+func TestUnknownDetectorChainIsAnError(t *testing.T) {
+	for _, c := range append([]string{""}, Chains...) {
+		if err := CheckChain(c); err != nil {
+			t.Errorf("%q: %v", c, err)
+		}
+	}
+	for _, c := range []string{"mtcnn", "BlazeFace", "haar+"} {
+		if err := CheckChain(c); err == nil {
+			t.Errorf("%q accepted", c)
+		}
+		wc := WorkerConfig{Student: "s1", Session: "x", Course: "c", ConsentPath: "/tmp/c.json", Detector: c}
+		wc.applyDefaults()
+		if err := wc.Validate(); err == nil {
+			t.Errorf("worker with detector %q validated", c)
+		}
+	}
+}

@@ -80,6 +80,10 @@ type DetectConfig struct {
 	// detection per frame. 0 (the default, right for still images): a full
 	// detection on every call.
 	Track int
+	// MaxFaces keeps only the largest MaxFaces faces of a full detection
+	// (0: all). The worker scores one face per frame, so following the
+	// others would be wasted work.
+	MaxFaces int
 	// TrackQ is the pigo score a followed face must keep. Default 3 (as
 	// ConfirmQ).
 	TrackQ float64
@@ -120,6 +124,8 @@ type tracked struct {
 	// well enough to follow it; its box is held until the next full
 	// detection instead of forcing one on every frame.
 	held bool
+	// anchor: found without pigo; pigo's view is still to be looked up.
+	anchor bool
 }
 
 // Face is one located face in frame pixels.
@@ -194,6 +200,13 @@ func (d *detector) detect(frame gocv.Mat) ([]Face, error) {
 		if err != nil {
 			return nil, err
 		}
+		if d.cfg.MaxFaces > 0 && len(d.tracks) > d.cfg.MaxFaces {
+			sort.SliceStable(d.tracks, func(i, j int) bool { return d.tracks[i].box.Dx() > d.tracks[j].box.Dx() })
+			d.tracks = d.tracks[:d.cfg.MaxFaces]
+		}
+		if d.cfg.Track > 0 {
+			d.anchorTracks(rows, cols)
+		}
 		d.since = 0
 		d.full++
 	}
@@ -247,7 +260,7 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 			fb := blazeBox(det)
 			b := image.Rect(int(float64(fb.Min.X)*scale), int(float64(fb.Min.Y)*scale), int(float64(fb.Max.X)*scale), int(float64(fb.Max.Y)*scale))
 			if b.Dx() >= d.cfg.MinFace {
-				dst = append(dst, d.track(b, det.score, d.cfg.Chain, rows, cols))
+				dst = append(dst, d.track(b, det.score, d.cfg.Chain))
 			}
 		}
 		return dst, nil
@@ -256,7 +269,7 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 	switch d.cfg.Chain {
 	case ChainHaar:
 		for _, b := range boxes {
-			dst = append(dst, d.track(b, 1, ChainHaar, rows, cols))
+			dst = append(dst, d.track(b, 1, ChainHaar))
 		}
 		return dst, nil
 	case ChainHaarBlazeFace:
@@ -289,7 +302,7 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 func (d *detector) haarBlaze(frame gocv.Mat, scale float64, boxes []image.Rectangle, rows, cols int, dst []tracked) ([]tracked, error) {
 	bounds := image.Rect(0, 0, frame.Cols(), frame.Rows())
 	add := func(b image.Rectangle, score float64, by string) {
-		dst = append(dst, d.track(b, score, by, rows, cols))
+		dst = append(dst, d.track(b, score, by))
 	}
 	for _, b := range boxes {
 		// The Haar box in frame pixels and a crop twice its side around it.
@@ -331,17 +344,26 @@ func (d *detector) haarBlaze(frame gocv.Mat, scale float64, boxes []image.Rectan
 	return dst, nil
 }
 
-// track is a face found by a chain without pigo; with tracking on, pigo's
-// view of the box (centre and scale) is looked up so follow can use it. A
-// face pigo scores below TrackQ is held, not followed.
-func (d *detector) track(b image.Rectangle, score float64, by string, rows, cols int) tracked {
-	t := tracked{box: b, score: score, by: by, held: true}
-	if d.cfg.Track > 0 {
-		if det, ok := d.pigoScore(b, rows, cols); ok && float64(det.Q) >= d.cfg.TrackQ {
+// track is a face found by a chain without pigo. It starts held; anchor
+// gives it pigo's view once the faces to follow are chosen.
+func (d *detector) track(b image.Rectangle, score float64, by string) tracked {
+	return tracked{box: b, score: score, by: by, held: true, anchor: true}
+}
+
+// anchorTracks looks up pigo's view (centre and scale) of each face found
+// without pigo, so follow can use it; a face pigo scores below TrackQ
+// stays held.
+func (d *detector) anchorTracks(rows, cols int) {
+	for i := range d.tracks {
+		t := &d.tracks[i]
+		if !t.anchor {
+			continue
+		}
+		t.anchor = false
+		if det, ok := d.pigoScore(t.box, rows, cols); ok && float64(det.Q) >= d.cfg.TrackQ {
 			t.row, t.col, t.scale, t.held = det.Row, det.Col, det.Scale, false
 		}
 	}
-	return t
 }
 
 // follow moves every tracked face to pigo's best detection near its last

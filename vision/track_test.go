@@ -103,3 +103,38 @@ func TestTrackingFollowsTheFaceBetweenDetections(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxFacesFollowsOnlyTheLargest: the worker scores one face per frame
+// and follows only that one.
+func TestMaxFacesFollowsOnlyTheLargest(t *testing.T) {
+	m := loadTestModels(t)
+	all := NewScorer(m, ScoreConfig{Detect: DetectConfig{Track: 5}})
+	defer all.Close()
+	one := NewScorer(m, ScoreConfig{Detect: DetectConfig{Track: 5, MaxFaces: 1}})
+	defer one.Close()
+	for i, f := range panFrames(t, "sample4.jpg", 6, 2, 1) {
+		a, err := all.Detect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := one.Detect(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) < 2 || len(o) != 1 {
+			t.Fatalf("frame %d: %d faces without a limit (want ≥ 2), %d with MaxFaces 1", i, len(a), len(o))
+		}
+		// At the full detection the largest face is kept; followed boxes
+		// then resize a little, so later it is one of the faces.
+		if i == 0 && IoU(a[0].Box, o[0].Box) < 0.8 {
+			t.Errorf("frame %d: MaxFaces 1 kept %v, the largest is %v", i, o[0].Box, a[0].Box)
+		}
+		best := 0.0
+		for _, f := range a {
+			best = max(best, IoU(f.Box, o[0].Box))
+		}
+		if best < 0.7 {
+			t.Errorf("frame %d: followed face %v is none of %v", i, o[0].Box, a)
+		}
+	}
+}

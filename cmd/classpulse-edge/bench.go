@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("bench", "detect+score every frame of a video on one core; last line: edge frames=N fps=F detect_ms_p50=… score_ms_p50=…", bench)
+	register("bench", "detect+score every frame of a video on one core, the largest face followed and scored as in run; last line: edge frames=N fps=F detect_ms_p50=… score_ms_p50=…", bench)
 	register("bench detectors", "precision/recall/time of each detector chain on face-api's demo photos against the hand-made ground truth; last line: detectors best=… ", benchDetectors)
 }
 
@@ -114,7 +114,7 @@ func bench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer vc.Close()
-	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track, Chain: *detector}})
+	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track, Chain: *detector, MaxFaces: 1}})
 	defer s.Close()
 	frame := gocv.NewMat()
 	defer frame.Close()

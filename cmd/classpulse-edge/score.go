@@ -20,7 +20,11 @@ func scoreImage(ctx context.Context, args []string) error {
 	image := fs.String("image", "", "image file (JPEG or PNG)")
 	dir := fs.String("model-dir", "models", "model folder")
 	jur := fs.String("jurisdiction", "", "where the learner is; eu switches emotion inference off")
+	detector := fs.String("detector", vision.DefaultChain, "face detector chain, one of "+fmt.Sprint(vision.Chains))
 	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	if err := vision.CheckChain(*detector); err != nil {
 		return err
 	}
 	if *image == "" {
@@ -40,7 +44,7 @@ func scoreImage(ctx context.Context, args []string) error {
 		return err
 	}
 	defer img.Close()
-	s := vision.NewScorer(m, vision.ScoreConfig{EmotionOff: emotionOff})
+	s := vision.NewScorer(m, vision.ScoreConfig{EmotionOff: emotionOff, Detect: vision.DetectConfig{Chain: *detector}})
 	defer s.Close()
 	faces, err := s.ScoreFrame(img, 0)
 	if err != nil {
