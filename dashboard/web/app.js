@@ -78,11 +78,17 @@ const CP = (() => {
     return me;
   }
 
+  // reconnectDelay is the wait before reconnect attempt n (0, 1, …):
+  // exponential from 0.5 s, capped at 10 s, with "equal jitter" (a random
+  // point in the upper half), so the clients of a restarted dashboard do
+  // not all come back in the same instant.
+  const reconnectDelay = (n) => { const b = Math.min(500 * 2 ** Math.min(n, 10), 10000); return b / 2 + Math.random() * (b / 2); };
+
   // Live is the WebSocket client. It subscribes to channels, and after a
   // reconnect resumes the warnings channel after the last stream id it saw,
   // so no warning raised while it was away is lost.
   class Live {
-    constructor(onFrame, onStatus) { this.onFrame = onFrame; this.onStatus = onStatus || (() => {}); this.chans = new Set(); this.last = ""; this.backoff = 500; this.connect(); }
+    constructor(onFrame, onStatus) { this.onFrame = onFrame; this.onStatus = onStatus || (() => {}); this.chans = new Set(); this.last = ""; this.attempt = 0; this.connect(); }
     subscribe(ch) { this.chans.add(ch); this.sendSub(ch); }
     sendSub(ch) {
       if (!this.ws || this.ws.readyState !== 1) return;
@@ -93,14 +99,14 @@ const CP = (() => {
     connect() {
       const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
       this.ws = ws;
-      ws.onopen = () => { this.backoff = 500; this.onStatus(true); for (const c of this.chans) this.sendSub(c); };
+      ws.onopen = () => { this.attempt = 0; this.onStatus(true); for (const c of this.chans) this.sendSub(c); };
       ws.onmessage = (ev) => {
         let f; try { f = JSON.parse(ev.data); } catch { return; }
         if (f.type === "warning" && f.id) this.last = f.id;
         if (f.type === "subscribed" && f.channel === "warnings" && f.last) this.last = f.last;
         this.onFrame(f);
       };
-      ws.onclose = () => { this.onStatus(false); setTimeout(() => this.connect(), this.backoff); this.backoff = Math.min(this.backoff * 2, 10000); };
+      ws.onclose = () => { this.onStatus(false); setTimeout(() => this.connect(), reconnectDelay(this.attempt++)); };
     }
   }
 
@@ -148,5 +154,5 @@ const CP = (() => {
   const fmtTime = (s) => { if (!s) return ""; const d = new Date(s); return isNaN(d) ? "" : d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false }); };
   const fmtDate = (s) => { if (!s) return ""; const d = new Date(s); return isNaN(d) ? "" : d.toISOString().slice(0, 10); };
   const params = () => new URLSearchParams(location.search);
-  return { t, esc, $, el, api, header, Live, spark, bars, attnColour, fmtTime, fmtDate, params, get me() { return me; }, get lang() { return lang; } };
+  return { t, esc, $, el, api, header, Live, reconnectDelay, spark, bars, attnColour, fmtTime, fmtDate, params, get me() { return me; }, get lang() { return lang; } };
 })();
