@@ -33,22 +33,40 @@ type SignalStats struct {
 // summarises it per kind, days counted in loc. Kinds without signals in the
 // range are absent from the map.
 func ReadSignalStats(ctx context.Context, rdb redis.UniversalClient, student string, from, to time.Time, loc *time.Location) (map[string]*SignalStats, error) {
-	if loc == nil {
-		loc = time.UTC
+	sigs, err := readSignals(ctx, rdb, student, from, to)
+	if err != nil {
+		return nil, err
 	}
+	return summarise(sigs, loc), nil
+}
+
+// readSignals reads SignalsKey(student) for times in [from, to), oldest first.
+func readSignals(ctx context.Context, rdb redis.UniversalClient, student string, from, to time.Time) ([]Signal, error) {
 	vals, err := rdb.ZRangeByScore(ctx, SignalsKey(student), &redis.ZRangeBy{
 		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10),
 	}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("signals of %s: %w", student, err)
 	}
-	out := map[string]*SignalStats{}
-	perDay := map[string]map[string]float64{}
+	out := make([]Signal, 0, len(vals))
 	for _, v := range vals {
 		var s Signal
 		if err := json.Unmarshal([]byte(v), &s); err != nil {
 			return nil, fmt.Errorf("signals of %s: unreadable entry: %w", student, err)
 		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// summarise summarises signals per kind, days counted in loc.
+func summarise(sigs []Signal, loc *time.Location) map[string]*SignalStats {
+	if loc == nil {
+		loc = time.UTC
+	}
+	out := map[string]*SignalStats{}
+	perDay := map[string]map[string]float64{}
+	for _, s := range sigs {
 		st := out[s.Kind]
 		if st == nil {
 			st = &SignalStats{Kind: s.Kind}
@@ -82,5 +100,5 @@ func ReadSignalStats(ctx context.Context, rdb redis.UniversalClient, student str
 		}
 		st.DailyCV = math.Sqrt(ss/float64(st.Days)) / math.Abs(mean)
 	}
-	return out, nil
+	return out
 }
