@@ -63,6 +63,9 @@ func (s *Server) studentAccess(ctx context.Context, p *Principal, student string
 
 // recordVisible decides whether p sees a queue record.
 func (s *Server) recordVisible(p *Principal, rec *queue.Record) bool {
+	if s.hideEmotions() && emotionDerived(rec.Rule, rec.Evidence) {
+		return false
+	}
 	switch p.Role {
 	case RoleAdmin:
 		return true
@@ -115,6 +118,7 @@ func (s *Server) apiStudent(w http.ResponseWriter, r *http.Request, p *Principal
 	// Live signals are for the instructor and staff, never the student.
 	if p.Role.Staff() {
 		if l, err := s.students.Live(ctx, id); err == nil {
+			s.stripLive(l)
 			v.Live = l
 		} else {
 			v.Missing["live"] = err.Error()

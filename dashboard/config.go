@@ -76,6 +76,12 @@ type Config struct {
 	// a listener on loopback or behind a TLS-terminating Ingress. With
 	// them the session cookie is always Secure.
 	TLSCert, TLSKey string
+	// Jurisdiction is the deployment's profile (stream.ParseJurisdiction):
+	// under "eu" the dashboard shows no emotion field (tiles' dominant
+	// learning emotion, the live series' learning emotions) and no warning
+	// derived from emotion inference, on the API, the WebSocket and so the
+	// pages. Default "default".
+	Jurisdiction string
 }
 
 func (c *Config) applyDefaults() {
@@ -148,6 +154,9 @@ func (c *Config) Validate() error {
 		if r.PerSecond < 0 || (r.PerSecond > 0 && r.Burst < 1) {
 			return fmt.Errorf("dashboard: rate limit %+v: a positive rate needs a burst of at least 1", r)
 		}
+	}
+	if _, err := stream.ParseJurisdiction(c.Jurisdiction); err != nil {
+		return fmt.Errorf("dashboard: %w", err)
 	}
 	if c.RevocationPoll > time.Minute {
 		return fmt.Errorf("dashboard: revocation poll %v: at most 1m, so a revoked user's WebSockets close within a minute", c.RevocationPoll)

@@ -300,7 +300,7 @@ func (s *Server) followTiles(ctx context.Context) {
 			if !ok {
 				return
 			}
-			s.hub.onTile([]byte(m.Payload))
+			s.hub.onTile(s.stripTile([]byte(m.Payload)))
 		}
 	}
 }
@@ -350,6 +350,9 @@ func (v *warningVis) studentUnit() string {
 }
 
 func (v *warningVis) visibleTo(p *Principal) bool {
+	if v.s.hideEmotions() && emotionDerived(v.w.Rule, v.w.Evidence) {
+		return false
+	}
 	unit := ""
 	if p.Role == RoleCounsellor && len(p.Units) > 0 && !slices.Contains(p.Students, v.w.Student) {
 		unit = v.studentUnit()

@@ -37,6 +37,7 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs.Var(&cfg.Limits.WSPerIP, "rate-ws-ip", "WebSocket connects per client address: <per second>/<burst>, or off")
 	var proxies config.List
 	fs.Var(&proxies, "trusted-proxies", "addresses or CIDR prefixes of reverse proxies whose X-Forwarded-For names the client (for the per-address limits)")
+	fs.StringVar(&cfg.Jurisdiction, "jurisdiction", "default", "jurisdiction profile (default, eu, cn, us, uk): under eu no emotion field and no emotion-derived warning is shown")
 	fs.DurationVar(&cfg.RevocationPoll, "revocation-poll", 15*time.Second, "how often the token revocation list is reread besides its pub/sub notices (at most 1m)")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "PEM certificate chain to serve HTTPS and WSS with (with --tls-key; default plain HTTP)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", "", "PEM key of --tls-cert")
