@@ -123,7 +123,7 @@ func (s *Server) classTiles(ctx context.Context, class string) ([]json.RawMessag
 			}
 			e.raw = b
 		}
-		out = append(out, e.raw)
+		out = append(out, s.stripTile(e.raw))
 	}
 	return out, nil
 }
