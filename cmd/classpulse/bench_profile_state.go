@@ -124,6 +124,11 @@ func benchProfileState(ctx context.Context, args []string, out io.Writer) error 
 	if w1.Written != len(recs) || w2.Unchanged != len(recs) {
 		return fmt.Errorf("bench profile-state: first write %+v, second %+v for %d records", w1, w2, len(recs))
 	}
+	for _, st := range []string{"normalise", "elbow", "kmeans", "pca"} {
+		if v, ok := res.Timings[st]; ok {
+			fmt.Fprintf(out, "stage %s seconds=%.2f\n", st, v)
+		}
+	}
 	for _, p := range res.Profiles {
 		fmt.Fprintf(out, "profile name=%s rows=%d\n", p.Name, p.Size)
 	}
