@@ -8,13 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -31,7 +34,13 @@ import (
 	"github.com/classpulse/classpulse/stream/state"
 )
 
-func init() { registerBench("soak", benchSoak) }
+func init() {
+	registerBench("soak", benchSoak)
+	// The soak's broker runs in a child (this binary re-executed), so the
+	// heap and RSS it samples are the classpulse components', not the
+	// in-memory log of an embedded broker that keeps every event.
+	registerBench("soak-broker", soakBroker)
+}
 
 // soakThroughput is the default saturated rate the soak runs at half of:
 // `classpulse bench pipeline` measured 11,849–12,583 events/s on the
@@ -39,8 +48,8 @@ func init() { registerBench("soak", benchSoak) }
 const soakThroughput = 12000
 
 const benchSoakSummary = "Soak: the processor (with its class stage), the dashboard with WebSocket clients on a class grid " +
-	"and the warnings, and simulated classes of 40 students, all in this process against the embedded broker " +
-	"and a real redis-server, at a fixed event rate (default half of --throughput). Every --sample-every it " +
+	"and the warnings, and simulated classes of 40 students, all in this process, against the embedded broker " +
+	"(in a child process) and a real redis-server, at a fixed event rate (default half of --throughput). Every --sample-every it " +
 	"records the live heap (after a GC), the RSS and the goroutine count; after a warm-up it fits least-squares " +
 	"slopes per minute, and it counts error-level log records of the run. Last line: soak for=D events=N " +
 	"mem_slope_kb_per_min=X goroutine_slope_per_min=Y error_logs=Z (then rss_slope_kb_per_min, rate, processed, ws_frames)."
@@ -99,12 +108,12 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		return fmt.Errorf("bench soak: redis %s: %w", addr, err)
 	}
-	broker, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 8}, nil)
+	brokerAddr, stopBroker, err := startSoakBroker(ctx)
 	if err != nil {
 		return err
 	}
-	defer broker.Close()
-	brokers := []string{broker.Addr()}
+	defer stopBroker()
+	brokers := []string{brokerAddr}
 	reg := prometheus.NewRegistry()
 	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers}, logger)
 	if err != nil {
@@ -171,7 +180,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 		return ctx.Err()
 	}
 	fmt.Fprintf(out, "soak: %d classes, %d students, offered ~%.0f events/s for %v (redis %s, broker %s, dashboard %s)\n",
-		len(classes), total, *rate, *dur, addr, broker.Addr(), dash.Addr())
+		len(classes), total, *rate, *dur, addr, brokerAddr, dash.Addr())
 	tok, err := dash.IssueToken(dashboard.Claims{Subject: "soak", Role: dashboard.RoleAdmin, Name: "soak",
 		Expires: time.Now().Add(*dur + time.Hour).Unix()})
 	if err != nil {
@@ -378,4 +387,73 @@ func soakClient(ctx context.Context, url, tok, class string, frames *atomic.Int6
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// startSoakBroker runs `classpulse bench soak-broker` as a child on a free
+// loopback port and waits until it accepts connections. stop ends it.
+func startSoakBroker(ctx context.Context) (addr string, stop func(), err error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	port, err := testenv.FreePort()
+	if err != nil {
+		return "", nil, err
+	}
+	addr = "127.0.0.1:" + strconv.Itoa(port)
+	cmd := exec.Command(exe, "bench", "soak-broker", "--listen", addr)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	// The broker must not outlive a soak that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("bench soak: broker child: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+		select {
+		case <-exited:
+			return "", nil, errors.New("bench soak: the broker child exited at start")
+		case <-ctx.Done():
+			stop()
+			return "", nil, ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("bench soak: broker child not listening on %s after 30 s", addr)
+		}
+	}
+}
+
+// soakBroker runs `classpulse bench soak-broker`: the embedded broker with
+// every classpulse topic until interrupted.
+func soakBroker(ctx context.Context, args []string, _ io.Writer) error {
+	fs := newFlagSet("bench soak-broker", "the soak's embedded broker, run as its child")
+	listen := fs.String("listen", "127.0.0.1:0", "listen address")
+	partitions := fs.Int("partitions", 8, "partitions per topic")
+	if err := config.Parse(fs, args); err != nil {
+		return err
+	}
+	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: *listen, Partitions: *partitions}, nil)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	b.Close()
+	return nil
 }
