@@ -98,6 +98,7 @@ func (s *Server) classTiles(ctx context.Context, class string) ([]json.RawMessag
 	if len(entries) == 0 {
 		return []json.RawMessage{}, nil
 	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.student, b.student) })
 	// Camera consent, one round trip for the class.
 	pipe := s.rdb.Pipeline()
 	consent := make([]*redis.StringCmd, len(entries))
@@ -108,7 +109,6 @@ func (s *Server) classTiles(ctx context.Context, class string) ([]json.RawMessag
 		s.logger.Warn("reading camera consents for the class grid", "class", class, "err", err)
 	}
 	out := make([]json.RawMessage, 0, len(entries))
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.student, b.student) })
 	for i, e := range entries {
 		if e.tile == nil && withdrawn(consent[i]) {
 			var t stream.Tile
