@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
+	"github.com/classpulse/classpulse/ingest"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/state"
@@ -348,7 +349,13 @@ func (l *Loop) holding(ctx context.Context, p *rules.Policy, rec *queue.Record, 
 	if err != nil {
 		return nil, false, err
 	}
-	return rules.Holding(p, snapshot(rec.Student, a, now), rec.Rule, rec.Course, rules.FamilyAcademic), true, nil
+	snap := snapshot(rec.Student, a, now)
+	if p.Behaviour.Enabled || p.Participation.Enabled {
+		if snap.Campus, err = ingest.ReadCampus(ctx, l.rdb, rec.Student, p, now); err != nil {
+			return nil, false, err
+		}
+	}
+	return rules.Holding(p, snap, rec.Rule, rec.Course, rules.FamilyAcademic), true, nil
 }
 
 // eventID is the id of an event the loop publishes for one checkpoint: a

@@ -63,5 +63,6 @@ func snapshot(student string, a *state.Academic, now time.Time) *rules.Snapshot 
 	for _, g := range a.Grades {
 		s.Grades = append(s.Grades, rules.GradeRecord{Course: g.Course, Term: g.Term, Score: g.Score, Passed: g.Passed, Elective: g.Elective, Core: g.Core})
 	}
+	s.Predictions = rules.PredictionsFromProfile(a.Profile)
 	return s
 }
