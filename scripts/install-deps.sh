@@ -6,7 +6,7 @@ set -euo pipefail
 
 pkgs=("$@")
 if [ ${#pkgs[@]} -eq 0 ]; then
-  pkgs=(redis-server redis-tools kcat chromium prometheus libopencv-dev opencv-data ffmpeg pkg-config g++ python3-aiosmtpd)
+  pkgs=(redis-server redis-tools kcat chromium prometheus libopencv-dev opencv-data ffmpeg pkg-config g++ python3-aiosmtpd strace)
 fi
 
 missing=()
