@@ -227,3 +227,41 @@ func TestLimiterForgetsIdleKeysAndBoundsMemory(t *testing.T) {
 		t.Fatalf("%d keys after forgetting the idle ones, want 1", len(l.byKey))
 	}
 }
+
+// FuzzClientIP: whatever a client puts in X-Forwarded-For, the address the
+// limits key on is the peer or one of the hops it named behind a trusted
+// proxy — never anything else, never a panic — and an untrusted peer is
+// always itself.
+func FuzzClientIP(f *testing.F) {
+	f.Add("10.1.2.3:80", "198.51.100.1, 192.168.1.1")
+	f.Add("203.0.113.5:5000", "6.6.6.6")
+	f.Add("[::ffff:10.0.0.1]:1", ",,, ,")
+	f.Add("10.0.0.1", "::1, 10.0.0.2, not-an-address")
+	s := &Server{}
+	s.proxies, _ = parseProxies([]string{"10.0.0.0/8", "192.168.1.1"})
+	f.Fuzz(func(t *testing.T, remote, xff string) {
+		r, _ := http.NewRequest("GET", "/", nil)
+		r.RemoteAddr = remote
+		r.Header.Set("X-Forwarded-For", xff)
+		got := s.clientIP(r)
+		peer, _, err := net.SplitHostPort(remote)
+		if err != nil {
+			peer = remote
+		}
+		if !s.trusted(peer) {
+			if got != peer {
+				t.Fatalf("untrusted peer %q keyed as %q", peer, got)
+			}
+			return
+		}
+		if got == peer {
+			return
+		}
+		for _, h := range strings.Split(xff, ",") {
+			if strings.TrimSpace(h) == got {
+				return
+			}
+		}
+		t.Fatalf("clientIP(%q, %q) = %q: neither the peer nor a hop", remote, xff, got)
+	})
+}
