@@ -45,6 +45,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
+	parallel := fs.Int("parallel", 2, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
 	latencyFor := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
 	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")
@@ -54,8 +55,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *clickEvery < 0 {
-		return errors.New("bench pipeline: --students, --events, --partitions and --max-batch must be positive, --click-every not negative")
+	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *parallel <= 0 || *clickEvery < 0 {
+		return errors.New("bench pipeline: --students, --events, --partitions, --max-batch and --parallel must be positive, --click-every not negative")
 	}
 	logger, err := config.NewLogger(os.Stderr, *logLevel, "text")
 	if err != nil {
@@ -135,7 +136,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, NoClassStage: !*classStage},
+	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, Parallel: *parallel, NoClassStage: !*classStage},
 		store, rules.NewHolder(rules.DefaultPolicy()), prod, logger, reg, processor.WithBatchHook(hook))
 	if err != nil {
 		return err

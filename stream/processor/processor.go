@@ -50,6 +50,11 @@ type Config struct {
 	// while one member's Go work (decoding, rules, publishing) overlaps
 	// another's Redis round trip. Default 1.
 	Members int
+	// Parallel is how many goroutines decode a batch and how many groups
+	// of its students are applied to Redis concurrently, each group in
+	// its own pipelined round trip, so that Go work overlaps Redis round
+	// trips within one member. Default 2.
+	Parallel int
 	// MaxSkew is how far in the future an event's timestamp may lie before
 	// it is refused as clock-skewed. Default 5m.
 	MaxSkew time.Duration
@@ -88,6 +93,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Members <= 0 {
 		c.Members = 1
+	}
+	if c.Parallel <= 0 {
+		c.Parallel = 2
 	}
 	if c.MaxSkew <= 0 {
 		c.MaxSkew = 5 * time.Minute

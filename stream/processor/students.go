@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
@@ -43,42 +46,35 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 	p.m.batchSize.Observe(float64(len(batch)))
 	now := p.now()
 	out := &outputs{opens: map[string][]byte{}}
+	events := make([]stream.Event, len(batch))
+	errs := make([]error, len(batch))
+	p.parallel(len(batch), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			m := batch[i]
+			e, err := stream.Decode(m.Topic, m.Value)
+			if err == nil {
+				err = p.checkTime(e, now)
+			}
+			if err == nil {
+				err = stream.CheckJurisdiction(e, p.cfg.Jurisdiction)
+			}
+			events[i], errs[i] = e, err
+		}
+	})
 	ops := make([]state.Op, 0, len(batch))
-	for _, m := range batch {
-		e, err := stream.Decode(m.Topic, m.Value)
-		if err == nil {
-			err = p.checkTime(e, now)
-		}
-		if err == nil {
-			err = stream.CheckJurisdiction(e, p.cfg.Jurisdiction)
-		}
-		if err != nil {
+	for i, m := range batch {
+		if errs[i] != nil {
 			if publish {
-				p.deadLetter(out, m, err)
+				p.deadLetter(out, m, errs[i])
 			}
 			continue
 		}
-		ops = append(ops, state.Op{Event: e, Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+		ops = append(ops, state.Op{Event: events[i], Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
 	}
 	policy := p.policy.Policy()
-	var results []state.Result
-	if len(ops) > 0 {
-		err := p.retry(ctx, "apply", func() error {
-			start := time.Now()
-			var err error
-			results, err = p.store.Apply(ctx, policy, ops)
-			if err != nil {
-				p.m.redisErrors.Inc()
-				p.ready.Store(false)
-				return err
-			}
-			p.ready.Store(true)
-			p.m.scriptDur.Observe(time.Since(start).Seconds())
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	results, err := p.apply(ctx, policy, ops)
+	if err != nil {
+		return err
 	}
 	applied := p.now()
 	students := map[string]*latest{}
@@ -147,6 +143,80 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 		p.hook(batch, time.Now())
 	}
 	return nil
+}
+
+// parallel runs f over [0, n) split into Parallel contiguous ranges, one
+// goroutine each.
+func (p *Processor) parallel(n int, f func(lo, hi int)) {
+	k := min(p.cfg.Parallel, n)
+	if k <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < k; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(g*n/k, (g+1)*n/k)
+		}()
+	}
+	wg.Wait()
+}
+
+// apply applies ops to the state and returns their results in order. The
+// students are split into Parallel groups applied concurrently, each in
+// its own pipelined round trip: one group's Go work (computing the live
+// windows, building the calls) overlaps another's time in Redis. A
+// student's events all fall in one group, in order, so per-student order
+// holds; events of different students do not depend on each other.
+func (p *Processor) apply(ctx context.Context, policy *rules.Policy, ops []state.Op) ([]state.Result, error) {
+	results := make([]state.Result, len(ops))
+	if len(ops) == 0 {
+		return results, nil
+	}
+	k := min(p.cfg.Parallel, len(ops))
+	groups := make([][]int, k)
+	for i, op := range ops {
+		g := 0
+		if k > 1 {
+			h := fnv.New32a()
+			h.Write([]byte(op.Event.EventHeader().Student))
+			g = int(h.Sum32() % uint32(k))
+		}
+		groups[g] = append(groups[g], i)
+	}
+	var eg errgroup.Group
+	for _, idx := range groups {
+		if len(idx) == 0 {
+			continue
+		}
+		eg.Go(func() error {
+			sub := make([]state.Op, len(idx))
+			for j, i := range idx {
+				sub[j] = ops[i]
+			}
+			return p.retry(ctx, "apply", func() error {
+				start := time.Now()
+				res, err := p.store.Apply(ctx, policy, sub)
+				if err != nil {
+					p.m.redisErrors.Inc()
+					p.ready.Store(false)
+					return err
+				}
+				p.ready.Store(true)
+				p.m.scriptDur.Observe(time.Since(start).Seconds())
+				for j, i := range idx {
+					results[i] = res[j]
+				}
+				return nil
+			})
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return results, nil
 }
 
 // checkTime refuses clock-skewed events: a timestamp further in the future

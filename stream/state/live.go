@@ -46,6 +46,9 @@ type bucket struct {
 
 // rolling is the Go copy of one student's live hash.
 type rolling struct {
+	// keys are the student's script KEYS (StudentKeys), kept to save
+	// building them per score.
+	keys []string
 	// offField is the "<topic>:<partition>" the student's scores come
 	// from; off the last offset applied from it (-1 none).
 	offField string
@@ -70,7 +73,7 @@ func newRolling(offField string, off int64) *rolling {
 // erase is the copy after the consent branch of the script deleted the
 // live hash.
 func (r *rolling) erase() {
-	*r = rolling{offField: r.offField, off: r.off, head: -1, fs: -1, lf: -1}
+	*r = rolling{keys: r.keys, offField: r.offField, off: r.off, head: -1, fs: -1, lf: -1}
 }
 
 // loadRolling builds the copy from the live hash as HGETALL returns it,

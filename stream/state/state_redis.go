@@ -253,7 +253,10 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		for _, p := range st.pairs {
 			args = append(args, p)
 		}
-		calls = append(calls, call{op: i, keys: StudentKeys(sc.Student), args: args, student: sc.Student, live: st.live})
+		if r.keys == nil {
+			r.keys = StudentKeys(sc.Student)
+		}
+		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, live: st.live})
 	}
 	cmds, err := s.exec(ctx, calls)
 	if err != nil {
