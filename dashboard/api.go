@@ -252,7 +252,7 @@ func (s *Server) apiWarnings(w http.ResponseWriter, r *http.Request, p *Principa
 }
 
 // loadRecord fetches a warning record the principal may see, answering
-// 400/404/403 itself.
+// 400/404/403 itself, and audits a staff member's read of it.
 func (s *Server) loadRecord(w http.ResponseWriter, r *http.Request, p *Principal) *queue.Record {
 	ref := r.PathValue("ref")
 	if !validIdent(ref) {
@@ -272,6 +272,12 @@ func (s *Server) loadRecord(w http.ResponseWriter, r *http.Request, p *Principal
 		s.deny(w, r, p, http.StatusForbidden, "warning "+ref+" is not in your scope")
 		return nil
 	}
+	// Every staff read of a student's warning (the record, its reasons,
+	// notice, plan, deliveries — any GET route through here) is audited;
+	// a posted step is audited as the step itself.
+	if r.Method == http.MethodGet {
+		s.recordRead(r.Context(), p, rec.Student, r.Pattern)
+	}
 	return rec
 }
 
@@ -280,7 +286,6 @@ func (s *Server) apiWarning(w http.ResponseWriter, r *http.Request, p *Principal
 	if rec == nil {
 		return
 	}
-	s.recordRead(r.Context(), p, rec.Student, "GET /api/v1/warnings/{ref}")
 	steps, err := s.store.Steps(r.Context(), rec.Ref)
 	if err != nil {
 		writeErr(w, http.StatusServiceUnavailable, "", err.Error())
@@ -297,7 +302,6 @@ func (s *Server) apiReasons(w http.ResponseWriter, r *http.Request, p *Principal
 	if rec == nil {
 		return
 	}
-	s.recordRead(r.Context(), p, rec.Student, "GET /api/v1/warnings/{ref}/reasons")
 	writeJSON(w, http.StatusOK, explain(rec))
 }
 
