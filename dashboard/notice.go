@@ -115,7 +115,6 @@ func (s *Server) apiNotice(w http.ResponseWriter, r *http.Request, p *Principal)
 	if rec == nil {
 		return
 	}
-	s.recordRead(r.Context(), p, rec.Student, "GET /api/v1/warnings/{ref}/notice")
 	if rec.Serial == "" {
 		writeErr(w, http.StatusConflict, "ref", "no notice issued for this warning yet: record a notice step first")
 		return
