@@ -1,10 +1,14 @@
 package dashboard
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -119,6 +123,10 @@ type client struct {
 	// nextPing is when the watchdog pings the client next (Unix ns).
 	nextPing atomic.Int64
 
+	// ctx is the client's context for Redis calls: it ends with the client.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	killOnce sync.Once
 	reason   string
 	dead     chan struct{}
@@ -217,19 +225,22 @@ func (c *client) ping() {
 	}
 }
 
-// readLoop handles client frames until the connection ends.
-func (c *client) readLoop(ctx context.Context) {
+// readLoop handles client frames until the connection ends. Reads carry
+// no context (a cancellable one costs a timer registration per read): a
+// kill closes the connection, which ends the read. A frame's handling,
+// which may call Redis, runs on a short-lived goroutine so that this
+// long-lived one keeps a small stack.
+func (c *client) readLoop() {
+	defer c.cancel()
 	for {
-		typ, b, err := c.conn.Read(ctx)
+		typ, b, err := c.conn.Read(context.Background())
 		if err != nil {
 			switch {
 			case websocket.CloseStatus(err) == websocket.StatusMessageTooBig || strings.Contains(err.Error(), "read limited"):
 				c.s.audit(c.p, "ws", "oversized frame", "")
 				c.kill(reasonOversized)
-			case ctx.Err() != nil:
-				c.kill(reasonShutdown)
 			default:
-				c.kill(reasonClosed)
+				c.kill(reasonClosed) // a no-op when the server killed it first
 			}
 			return
 		}
@@ -243,7 +254,9 @@ func (c *client) readLoop(ctx context.Context) {
 			c.refuse(websocket.StatusInvalidFramePayloadData, "malformed frame: "+err.Error())
 			return
 		}
-		if err := c.handle(ctx, m); err != nil {
+		done := make(chan error, 1)
+		go func() { done <- c.handle(c.ctx, m) }()
+		if err := <-done; err != nil {
 			c.kill(reasonError)
 			return
 		}
@@ -425,10 +438,13 @@ func (c *client) sendBlocking(ctx context.Context, f *outFrame) error {
 	}
 }
 
-// serveWS upgrades an authenticated request to a WebSocket client and
-// reads its frames until it disconnects.
+// serveWS upgrades an authenticated request to a WebSocket client. The
+// handler returns once the client is set up: its reads continue on a
+// goroutine of its own (readLoop), so that net/http's connection state,
+// the request and the handler's deep stack are not kept for the life of
+// every WebSocket (docs/performance.md, "Dashboard fan-out").
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallReadBuffer{w}, r, &websocket.AcceptOptions{
 		// The Origin was checked (and audit-logged) by the auth middleware
 		// against the server's own origin and AllowedOrigins.
 		InsecureSkipVerify: true,
@@ -442,9 +458,47 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageBytes)
 	c := &client{s: s, conn: conn, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	c.nextPing.Store(time.Now().Add(s.hub.pingEvery).UnixNano())
-	s.hub.add(c)
-	c.readLoop(r.Context())
-	s.hub.remove(c)
-	s.metrics.disconnects.WithLabelValues(c.reason).Inc()
+	if !s.hub.add(c) {
+		c.cancel()
+		c.kill(reasonShutdown)
+		s.metrics.disconnects.WithLabelValues(c.reason).Inc()
+		return
+	}
+	go func() {
+		c.readLoop()
+		s.hub.remove(c)
+		s.metrics.disconnects.WithLabelValues(c.reason).Inc()
+	}()
 }
+
+// wsReadBuffer is the read buffer of a WebSocket: clients send only short
+// control frames (subscribe, ping), and a larger frame is still read whole.
+const wsReadBuffer = 512
+
+// smallReadBuffer hands the WebSocket library a small read buffer in place
+// of net/http's 4 KiB one, which is freed with net/http's connection state
+// once the handler returns. The write buffer stays net/http's (4 KiB), so
+// a frame up to that size still goes out in one write.
+type smallReadBuffer struct{ http.ResponseWriter }
+
+func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// Bytes the client sent right after the handshake may already be in
+	// net/http's buffer: they go into the new buffer, where the library
+	// looks for them (it replaces the buffer's source with the connection).
+	early, _ := brw.Reader.Peek(brw.Reader.Buffered())
+	br := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn), max(wsReadBuffer, len(early)))
+	if len(early) > 0 {
+		if _, err := br.Peek(len(early)); err != nil {
+			return nil, nil, err
+		}
+	}
+	return conn, bufio.NewReadWriter(br, brw.Writer), nil
+}
+
+func (w smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -23,6 +23,7 @@ type hub struct {
 	roster    rosterByClass // the class roster, for not-captured tiles
 
 	mu          sync.RWMutex
+	closing     bool // shutdown: no new clients
 	clients     map[*client]struct{}
 	warnSubs    map[*client]struct{}
 	classSubs   map[string]map[*client]struct{}
@@ -42,12 +43,18 @@ func newHub(s *Server) *hub {
 	}
 }
 
-func (h *hub) add(c *client) {
+// add registers a client; false once the hub is shutting down.
+func (h *hub) add(c *client) bool {
 	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		return false
+	}
 	h.clients[c] = struct{}{}
 	n := len(h.clients)
 	h.mu.Unlock()
 	h.s.metrics.wsClients.Set(float64(n))
+	return true
 }
 
 func (h *hub) remove(c *client) {
@@ -154,6 +161,18 @@ func (h *hub) watchdog(ctx context.Context, pingEvery time.Duration) {
 	}
 }
 
+// principals returns the principal of every open WebSocket (one per
+// connection), e.g. to find the connections of revoked tokens.
+func (h *hub) principals() []*Principal {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]*Principal, 0, len(h.clients))
+	for c := range h.clients {
+		out = append(out, c.p)
+	}
+	return out
+}
+
 // CloseSessionsOf closes every open WebSocket of the user subject (the
 // sub claim of the token the connection was opened with, Principal.Subject)
 // and returns how many it closed. Each client receives close status 1008
@@ -187,8 +206,11 @@ func (s *Server) CloseSessionsOf(subject, reason string) int {
 	return n
 }
 
-// closeAll disconnects every client at shutdown.
+// closeAll disconnects every client at shutdown and refuses new ones.
 func (h *hub) closeAll() {
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
 	h.mu.RLock()
 	cs := make([]*client, 0, len(h.clients))
 	for c := range h.clients {

@@ -151,49 +151,6 @@ func (v *revocations) revoked(c *Claims) (bool, string) {
 	return false, ""
 }
 
-// sessions are the principals of this replica's open WebSockets, for the
-// revocation sweep.
-type sessions struct {
-	mu sync.Mutex
-	by map[*Principal]struct{}
-}
-
-func (ss *sessions) add(p *Principal) {
-	ss.mu.Lock()
-	if ss.by == nil {
-		ss.by = map[*Principal]struct{}{}
-	}
-	ss.by[p] = struct{}{}
-	ss.mu.Unlock()
-}
-
-func (ss *sessions) remove(p *Principal) {
-	ss.mu.Lock()
-	delete(ss.by, p)
-	ss.mu.Unlock()
-}
-
-func (ss *sessions) list() []*Principal {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	out := make([]*Principal, 0, len(ss.by))
-	for p := range ss.by {
-		out = append(out, p)
-	}
-	return out
-}
-
-// trackSession keeps the principal of a WebSocket in the sessions while
-// serve (which returns when the socket closes) runs, for the revocation
-// sweep.
-func (s *Server) trackSession(serve func(http.ResponseWriter, *http.Request, *Principal)) func(http.ResponseWriter, *http.Request, *Principal) {
-	return func(w http.ResponseWriter, r *http.Request, p *Principal) {
-		s.sessions.add(p)
-		defer s.sessions.remove(p)
-		serve(w, r, p)
-	}
-}
-
 // refreshRevocations reloads the list and closes the WebSockets of every
 // revoked token. On a Redis error the last list stays in force.
 func (s *Server) refreshRevocations(ctx context.Context) {
@@ -207,7 +164,8 @@ func (s *Server) refreshRevocations(ctx context.Context) {
 	}
 	s.revoked.set(list)
 	closed := map[string]bool{}
-	for _, p := range s.sessions.list() {
+	// The hub knows every open WebSocket and its principal.
+	for _, p := range s.hub.principals() {
 		if bad, _ := s.revoked.revoked(&p.Claims); bad && !closed[p.Subject] {
 			closed[p.Subject] = true
 			n := s.CloseSessionsOf(p.Subject, "token revoked")

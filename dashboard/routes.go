@@ -48,7 +48,7 @@ func (s *Server) routes() http.Handler {
 	handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}).ServeHTTP)
 	handle("GET /login", s.handleLogin)
 	handle("POST /logout", s.handleLogout)
-	handle("GET /ws", s.authed(s.trackSession(s.serveWS)))
+	handle("GET /ws", s.authed(s.serveWS))
 
 	static, _ := fs.Sub(webFS, "web")
 	fileServer := http.FileServerFS(static)

@@ -60,7 +60,6 @@ type Server struct {
 	limits   limiters
 	proxies  []netip.Prefix
 	revoked  revocations
-	sessions sessions
 	tlsConf  *tls.Config
 }
 

@@ -1,8 +1,11 @@
 package dashboard
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -286,4 +289,49 @@ func TestCloseSessionsOfClosesOnlyThatUsersWebSockets(t *testing.T) {
 	testenv.WaitFor(t, 5*time.Second, "revoked disconnects counted", func() bool {
 		return counterValue(t, h.reg, "classpulse_dashboard_websocket_disconnects_total", "reason", "revoked") == 2
 	})
+}
+
+// A client may send its first frame in the same write as the handshake,
+// before it has read the 101 answer: those bytes reach net/http's buffer
+// before the connection is handed to the WebSocket, and must not be lost.
+func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
+	h := startHarness(t, Config{}, nil)
+	conn, err := net.Dial("tcp", h.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	payload := []byte(`{"op":"ping"}`)
+	mask := [4]byte{1, 2, 3, 4}
+	frame := []byte{0x81, 0x80 | byte(len(payload))} // FIN text, masked, short length
+	frame = append(frame, mask[:]...)
+	for i, b := range payload {
+		frame = append(frame, b^mask[i%4])
+	}
+	req := "GET /ws HTTP/1.1\r\nHost: " + h.srv.Addr() + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" +
+		"Authorization: Bearer " + h.token(Claims{Role: RoleAdmin}) + "\r\n\r\n"
+	if _, err := conn.Write(append([]byte(req), frame...)); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	hdr := make([]byte, 2)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		t.Fatalf("no frame after the handshake: %v", err)
+	}
+	if hdr[0] != 0x81 || hdr[1] >= 126 {
+		t.Fatalf("frame header % x, want a short unmasked text frame", hdr)
+	}
+	body := make([]byte, hdr[1])
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"pong"`) {
+		t.Fatalf("answer %s, want a pong", body)
+	}
 }

@@ -105,7 +105,8 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	defer rdb.Close()
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	srv, err := dashboard.New(dashboard.Config{Addr: "127.0.0.1:0"}, rdb, nil, logger, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	srv, err := dashboard.New(dashboard.Config{Addr: "127.0.0.1:0"}, rdb, nil, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -218,6 +219,9 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	if err := json.Unmarshal(lines.Bytes(), &res); err != nil {
 		return fmt.Errorf("client result %q: %w", lines.Text(), err)
 	}
+	if d := disconnects(reg); d != "" {
+		fmt.Fprintf(out, "fanout: server-side disconnects during the run: %s\n", d)
+	}
 	want := int64(sent) * int64(*clients)
 	fmt.Fprintf(out, "fanout: sent %d warnings, %d deliveries of %d expected, %d clients dropped, p50 %.1f ms, max %.1f ms, connect %.0f ms\n",
 		sent, res.Received, want, res.Dropped, res.P50MS, res.MaxMS, res.ConnectMS)
@@ -226,6 +230,28 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	stop()
 	<-runErr
 	return nil
+}
+
+// disconnects summarises the server's WebSocket disconnects by reason.
+func disconnects(g prometheus.Gatherer) string {
+	mfs, err := g.Gather()
+	if err != nil {
+		return ""
+	}
+	var parts []string
+	for _, mf := range mfs {
+		if mf.GetName() != "classpulse_dashboard_websocket_disconnects_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" && m.GetCounter().GetValue() > 0 {
+					parts = append(parts, fmt.Sprintf("%s=%.0f", l.GetValue(), m.GetCounter().GetValue()))
+				}
+			}
+		}
+	}
+	return strings.Join(parts, " ")
 }
 
 // cpuSeconds is the user+system CPU time of process pid (0: this one) so
