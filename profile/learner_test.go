@@ -3,12 +3,15 @@ package profile_test
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/profile"
 	"github.com/classpulse/classpulse/profile/learner"
+	"github.com/classpulse/classpulse/rules"
+	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/state"
 )
 
@@ -121,5 +124,45 @@ func TestWriteLearnersIsIdempotentAndLeavesRosterFacts(t *testing.T) {
 	roster := rdb.HGetAll(ctx, state.ProfileKey("s1")).Val()
 	if roster["class"] != "c1" || roster["minor"] != "1" {
 		t.Fatalf("roster facts changed: %v", roster)
+	}
+}
+
+// TestWrittenBackPredictionReachesThePredictedRiskRule follows a record
+// from WriteLearners to a finding along the processor's own path: the
+// state store's result of the student's next click carries the roster
+// hash, PredictionsFromProfile turns it into Snapshot.Predictions, and the
+// enabled rule fires.
+func TestWrittenBackPredictionReachesThePredictedRiskRule(t *testing.T) {
+	rdb := testenv.StartRedis(t).Client(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	pd := 0.86
+	rec := profile.StudentLearner{Student: "s1", Record: learner.Record{Course: "calculus", Profile: "marginal", K: 3, Grade: "D", PD: &pd, Model: "gbt-0123456789ab", At: now.Add(-time.Hour)}}
+	if _, err := profile.WriteLearners(ctx, rdb, []profile.StudentLearner{rec}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.Replace(string(rules.DefaultPolicyYAML()), "predicted_risk:\n  enabled: false", "predicted_risk:\n  enabled: true", 1)
+	policy, err := rules.LoadPolicy([]byte(yaml), "on.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	click := &stream.Click{Header: stream.NewHeader("s1", now), Course: "calculus", Kind: stream.KindQuiz}
+	res, err := store.Apply(ctx, policy, []state.Op{{Event: click, Topic: stream.TopicClicks, Offset: 1}})
+	if err != nil || len(res) != 1 || res[0].Academic == nil {
+		t.Fatalf("apply: %+v %v", res, err)
+	}
+	snap := &rules.Snapshot{Student: "s1", Now: now, Predictions: rules.PredictionsFromProfile(res[0].Academic.Profile)}
+	var got []rules.Finding
+	for _, f := range rules.Evaluate(policy, snap) {
+		if f.Rule == rules.RulePredictedRisk {
+			got = append(got, f)
+		}
+	}
+	if len(got) != 1 || got[0].Level != stream.LevelRed || got[0].Course != "calculus" || got[0].Evidence["p_d"] != 0.86 {
+		t.Fatalf("findings %+v, want one red predicted_risk for calculus", got)
 	}
 }
