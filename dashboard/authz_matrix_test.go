@@ -101,13 +101,16 @@ func matrixRoutes(ref string) map[string]routeRow {
 }
 
 // matrixChannels has one row per WebSocket channel kind in channelRules.
+// For the warnings feed, sees lists who is sent s1's warning from the
+// backlog (everyone may subscribe; each warning is filtered).
 var matrixChannels = map[string]struct {
 	channel string
 	allow   []string
+	sees    []string
 }{
-	chanWarnings: {"warnings", signedIn},
-	chanClass:    {"class:S1", []string{"admin", "instructor"}},
-	chanStudent:  {"student:s1", seesS1},
+	chanWarnings: {"warnings", signedIn, seesS1},
+	chanClass:    {"class:S1", []string{"admin", "instructor"}, nil},
+	chanStudent:  {"student:s1", seesS1, nil},
 }
 
 // matrixFixture puts s1 in the roster (unit U1), live in session S1, with
@@ -129,6 +132,7 @@ func matrixFixture(t *testing.T, h *harness) *stream.Warning {
 		return &stream.Intervention{Header: stream.NewHeader("s1", time.Now()), Warning: w.Ref, Action: action, By: "c1"}
 	}
 	h.project(w, step(stream.ActionConfirm), step(stream.ActionNotice))
+	h.xaddWarning(w)
 	return w
 }
 
@@ -265,8 +269,22 @@ func TestAuthorisationMatrix(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer c.CloseNow()
-				send(t, c, map[string]any{"op": "subscribe", "channel": ch.channel})
-				f := nextOf(t, c, 5*time.Second, "subscribed", "error")
+				msg := map[string]any{"op": "subscribe", "channel": ch.channel}
+				if ch.sees != nil {
+					msg["backlog"] = 100
+				}
+				send(t, c, msg)
+				var f anyFrame
+				sawS1 := false
+				for f.Type != "subscribed" && f.Type != "error" {
+					f = nextOf(t, c, 5*time.Second, "subscribed", "error", "warning")
+					if f.Type == "warning" && f.Warning != nil && f.Warning.Ref == w.Ref {
+						sawS1 = true
+					}
+				}
+				if ch.sees != nil && sawS1 != slices.Contains(ch.sees, who) {
+					t.Fatalf("%s as %s: sent s1's warning %v, want %v", ch.channel, who, sawS1, slices.Contains(ch.sees, who))
+				}
 				if allowed := slices.Contains(ch.allow, who); allowed != (f.Type == "subscribed") {
 					t.Fatalf("subscribe %s as %s: %s %d %s, want allowed=%v", ch.channel, who, f.Type, f.Code, f.Reason, allowed)
 				}
