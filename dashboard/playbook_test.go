@@ -24,7 +24,7 @@ func TestPlanPrefillFollowsThePoliciesPlaybook(t *testing.T) {
 	h.project(study, degree)
 	counsellor := h.token(Claims{Subject: "c1", Role: RoleCounsellor, Units: []string{"U1"}})
 
-	code, body, raw := h.do("GET", "/api/v1/warnings/"+study.Ref+"/plan", counsellor, "")
+	code, _, raw := h.do("GET", "/api/v1/warnings/"+study.Ref+"/plan", counsellor, "")
 	if code != 200 {
 		t.Fatalf("plan prefill: %d %s", code, raw)
 	}
@@ -48,7 +48,7 @@ func TestPlanPrefillFollowsThePoliciesPlaybook(t *testing.T) {
 	}
 
 	// No playbook for degree warnings: a due date only.
-	code, body, raw = h.do("GET", "/api/v1/warnings/"+degree.Ref+"/plan", counsellor, "")
+	code, body, raw := h.do("GET", "/api/v1/warnings/"+degree.Ref+"/plan", counsellor, "")
 	if code != 200 || body["playbook"] != nil || body["plan"].(map[string]any)["due"] != "2026-12-07" {
 		t.Errorf("no playbook: %d %s", code, raw)
 	}
