@@ -18,9 +18,15 @@
 // FeatureNames, PredictorFeatures, BehaviourFeatures, OutcomeFeatures,
 // EmotionFeatures and WindowFeatures name the canonical columns.
 //
+// The live state is a fourth input: ReadState reads the processor's
+// per-student state in Redis (state_redis.go, the key shapes of
+// stream/state) into aggregates.
+//
 // Integration points:
-//   - Run(table, Options) → *Result; Result.Assignments() gives each
-//     student's profile to write back to state (stream/state.ProfileKey);
+//   - Run(table, Options) → *Result; Learners(table, result, model, …)
+//     gives each row's profile and predicted grade, and WriteLearners
+//     writes them back into the student's roster hash
+//     (stream/state.ProfileKey, stored form in package profile/learner);
 //     WriteReport renders the page.
 //   - Compare(dataset, TrainConfig) scores the models on held-out
 //     students; Fit trains the model to save (Model.Save, LoadModel).
@@ -29,6 +35,8 @@
 //     predicted grade and probs["D"] feed a "predicted risk" warning rule.
 //
 // Everything is deterministic for a seed, independent of the core count.
-// The package does not read Redis or Kafka, raise warnings, or serve pages;
-// the processor, rules and dashboard do that with what it returns.
+// Of Redis it only reads the processor's state and writes the learner
+// records; it does not read Kafka, raise warnings, or serve pages: the
+// processor, rules (predicted_risk) and dashboard do that with what it
+// writes.
 package profile
