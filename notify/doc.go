@@ -7,6 +7,10 @@
 // asks for one, retries failed deliveries with exponential backoff and
 // dead-letters them after a limit.
 //
+// Help-plan reminders (package helploop) go through the same routing: a
+// warning with state StateFollowUp whose reason is the reminder; routes
+// cover it unless their states leave it out.
+//
 // Every delivery attempt is recorded in Redis (AttemptsKey(ref), one list
 // per warning) so the dashboard can show it on the warning. Who a role is
 // for a student comes from the roster the importer writes (package ingest:
