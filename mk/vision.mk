@@ -58,6 +58,7 @@ vision-test: models
 vision-fuzz:
 	go test ./stream/spool -run XXX -fuzz FuzzSegmentFile -fuzztime 20s
 	go test ./vision/models -run XXX -fuzz FuzzParseManifest -fuzztime 20s
+	go test ./vision/models -run XXX -fuzz FuzzDecodeBlazeFace -fuzztime 20s
 
 # A 12 s, 360-frame 640×480 clip at 30 fps: each demo photo held 2 s, the
 # whole picture drifting a few pixels like a hand-held laptop camera, so

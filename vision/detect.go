@@ -8,6 +8,8 @@ import (
 
 	pigo "github.com/esimov/pigo/core"
 	"gocv.io/x/gocv"
+
+	"github.com/classpulse/classpulse/vision/models"
 )
 
 // Detector chains (DetectConfig.Chain): which detectors find faces and
@@ -232,10 +234,10 @@ const blazeGrow = 1.25
 const blazeShift = -0.04
 
 // blazeBox is a detection's square box in the pixels it was found in.
-func blazeBox(d blazeDet) image.Rectangle {
-	side := math.Max(d.w, d.h) * blazeGrow
-	cy := d.cy + side*blazeShift
-	return image.Rect(int(math.Round(d.cx-side/2)), int(math.Round(cy-side/2)), int(math.Round(d.cx+side/2)), int(math.Round(cy+side/2)))
+func blazeBox(d models.BlazeDetection) image.Rectangle {
+	side := math.Max(d.W, d.H) * blazeGrow
+	cy := d.CY + side*blazeShift
+	return image.Rect(int(math.Round(d.CX-side/2)), int(math.Round(cy-side/2)), int(math.Round(d.CX+side/2)), int(math.Round(cy+side/2)))
 }
 
 // fullDetect is a full detection by the configured chain of frame, whose
@@ -260,7 +262,7 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 			fb := blazeBox(det)
 			b := image.Rect(int(float64(fb.Min.X)*scale), int(float64(fb.Min.Y)*scale), int(float64(fb.Max.X)*scale), int(float64(fb.Max.Y)*scale))
 			if b.Dx() >= d.cfg.MinFace {
-				dst = append(dst, d.track(b, det.score, d.cfg.Chain))
+				dst = append(dst, d.track(b, det.Score, d.cfg.Chain))
 			}
 		}
 		return dst, nil
@@ -320,10 +322,10 @@ func (d *detector) haarBlaze(frame gocv.Mat, scale float64, boxes []image.Rectan
 			return dst, err
 		}
 		for _, det := range dets {
-			cx, cy := float64(crop.Min.X)+det.cx, float64(crop.Min.Y)+det.cy
+			cx, cy := float64(crop.Min.X)+det.CX, float64(crop.Min.Y)+det.CY
 			if math.Abs(cx-float64(c.X)) <= float64(side)/4 && math.Abs(cy-float64(c.Y)) <= float64(side)/4 &&
-				det.w >= 0.3*float64(side) && det.w <= 1.2*float64(side) {
-				add(b, det.score, ChainHaarBlazeFace)
+				det.W >= 0.3*float64(side) && det.W <= 1.2*float64(side) {
+				add(b, det.Score, ChainHaarBlazeFace)
 				break
 			}
 		}
@@ -337,7 +339,7 @@ func (d *detector) haarBlaze(frame gocv.Mat, scale float64, boxes []image.Rectan
 			fb := blazeBox(det)
 			b := image.Rect(int(float64(fb.Min.X)*scale), int(float64(fb.Min.Y)*scale), int(float64(fb.Max.X)*scale), int(float64(fb.Max.Y)*scale))
 			if b.Dx() >= d.cfg.MinFace {
-				add(b, det.score, ChainBlazeFace)
+				add(b, det.Score, ChainBlazeFace)
 			}
 		}
 	}
