@@ -64,6 +64,11 @@ func (c *Claims) Validate() error {
 	if !validIdent(c.Subject) {
 		return fmt.Errorf("sub %q: 1..64 letters, digits and -_.:@", c.Subject)
 	}
+	// The token id keys the per-token rate limit, revocation and every
+	// audit record, so a token without one cannot be issued or accepted.
+	if !validIdent(c.ID) {
+		return fmt.Errorf("jti %q: 1..64 letters, digits and -_.:@ (the token id)", c.ID)
+	}
 	for _, list := range [][]string{c.Classes, c.Students, c.Units} {
 		if len(list) > 1000 {
 			return fmt.Errorf("more than 1000 scope entries")

@@ -61,10 +61,19 @@ func TestClaimsNeedTheScopeOfTheirRole(t *testing.T) {
 		{"unknown role", Claims{Subject: "a", Role: "root", Expires: exp}, false},
 		{"brace in subject", Claims{Subject: "{a}", Role: RoleStudent, Expires: exp}, false},
 		{"student", Claims{Subject: "s1", Role: RoleStudent, Expires: exp}, true},
+		{"token id of one dash", Claims{Subject: "s1", Role: RoleStudent, Expires: exp, ID: "-"}, true},
+		{"token id with a brace", Claims{Subject: "s1", Role: RoleStudent, Expires: exp, ID: "a}"}, false},
+		{"token id missing", Claims{Subject: "s1", Role: RoleStudent, Expires: exp, ID: "none"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.c.IssuedAt == 0 {
 				tc.c.IssuedAt = time.Now().Unix()
+			}
+			switch tc.c.ID {
+			case "":
+				tc.c.ID = "j1"
+			case "none":
+				tc.c.ID = ""
 			}
 			if err := tc.c.Validate(); (err == nil) != tc.ok {
 				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
