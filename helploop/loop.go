@@ -39,6 +39,7 @@ const (
 	ResultTargetMet    = "target_met"
 	ResultTargetUnmet  = "target_unmet"
 	ResultNoData       = "no_data"
+	ResultNotMet       = "not_met" // a check with no earlier look to compare with
 	ResultProposeClose = "propose_close_helped"
 	ResultEscalated    = "escalated_red"
 )
@@ -401,13 +402,12 @@ func (l *Loop) run(ctx context.Context, p *rules.Policy, rec *queue.Record, pl *
 			if pb.FamilyContact() {
 				notes += " The playbook asks the counsellor to contact the family now."
 			}
+		case !hasPrev:
+			result = ResultNotMet
+			notes = fmt.Sprintf("Progress check of %s: target not met yet (gap %g); %s.", day, gap, status)
 		default:
 			result = ResultProgress
-			notes = fmt.Sprintf("Progress check of %s: progress (gap %g", day, gap)
-			if hasPrev {
-				notes += fmt.Sprintf(", was %g", prevGap)
-			}
-			notes += "); " + status + "."
+			notes = fmt.Sprintf("Progress check of %s: progress (gap %g, was %g); %s.", day, gap, prevGap, status)
 		}
 		message = notes
 	case rules.CheckpointDeadline:
