@@ -63,15 +63,16 @@ type RateLimits struct {
 }
 
 // DefaultRateLimits are the limits `classpulse dashboard` starts with:
-// 20 API requests a second per token (bursts of 40), 200 per address
-// (400); 1 WebSocket connect a second per token (bursts of 10: a
-// reconnecting page with backoff stays well inside), 20 per address (200).
+// 20 API requests a second per token (bursts of 40), 500 per address
+// (1000); 1 WebSocket connect a second per token (bursts of 10: a
+// reconnecting page with backoff stays well inside), 50 per address (500,
+// so a school behind one NAT address can open its pages at 8:00).
 func DefaultRateLimits() RateLimits {
 	return RateLimits{
 		APIPerToken: Rate{PerSecond: 20, Burst: 40},
-		APIPerIP:    Rate{PerSecond: 200, Burst: 400},
+		APIPerIP:    Rate{PerSecond: 500, Burst: 1000},
 		WSPerToken:  Rate{PerSecond: 1, Burst: 10},
-		WSPerIP:     Rate{PerSecond: 20, Burst: 200},
+		WSPerIP:     Rate{PerSecond: 50, Burst: 500},
 	}
 }
 
