@@ -45,7 +45,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
-	parallel := fs.Int("parallel", 2, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
+	parallel := fs.Int("parallel", 1, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
 	latencyFor := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
 	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")

@@ -53,7 +53,9 @@ type Config struct {
 	// Parallel is how many goroutines decode a batch and how many groups
 	// of its students are applied to Redis concurrently, each group in
 	// its own pipelined round trip, so that Go work overlaps Redis round
-	// trips within one member. Default 2.
+	// trips within one member. Default 1: on the shared 2-core machine 2
+	// measured slower (two pipelines interleaved in Redis cost more per
+	// call; see docs/performance.md).
 	Parallel int
 	// MaxSkew is how far in the future an event's timestamp may lie before
 	// it is refused as clock-skewed. Default 5m.
@@ -95,7 +97,7 @@ func (c *Config) applyDefaults() {
 		c.Members = 1
 	}
 	if c.Parallel <= 0 {
-		c.Parallel = 2
+		c.Parallel = 1
 	}
 	if c.MaxSkew <= 0 {
 		c.MaxSkew = 5 * time.Minute
