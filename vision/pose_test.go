@@ -1,8 +1,11 @@
 package vision
 
 import (
+	"image"
 	"math"
 	"testing"
+
+	"gocv.io/x/gocv"
 )
 
 // project places the pose model's points in an image for a known yaw and
@@ -31,6 +34,54 @@ func TestHeadPoseRecoversKnownRotation(t *testing.T) {
 		}
 		if math.Abs(yaw-tc.yaw) > 3 || math.Abs(pitch-tc.pitch) > 3 {
 			t.Errorf("yaw/pitch = %.1f/%.1f, want %.0f/%.0f", yaw, pitch, tc.yaw, tc.pitch)
+		}
+	}
+}
+
+// TestHeadPoseSignAndCentreOnRealFaces checks yaw's sign and zero on the
+// demo photos, where no true angle is known: the mirror image of a face
+// must get the opposite yaw (a bias in the centre would shift both the
+// same way), and a face whose nose tip sits clearly off the middle of the
+// eyes turns that way (yaw > 0: towards the image's right).
+func TestHeadPoseSignAndCentreOnRealFaces(t *testing.T) {
+	s := NewScorer(loadTestModels(t), ScoreConfig{EmotionOff: true})
+	defer s.Close()
+	for _, name := range []string{"sample3.jpg", "sample6.jpg"} {
+		img := readDemo(t, name)
+		flipped := gocv.NewMat()
+		defer flipped.Close()
+		gocv.Flip(img, &flipped, 1)
+		a, err := s.ScoreFrame(img, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.ScoreFrame(flipped, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) < 3 || len(a) != len(b) {
+			t.Fatalf("%s: %d faces, %d mirrored", name, len(a), len(b))
+		}
+		for _, f := range a {
+			mirror := image.Rect(img.Cols()-f.Box.Max.X, f.Box.Min.Y, img.Cols()-f.Box.Min.X, f.Box.Max.Y)
+			var g *FaceScore
+			for i := range b {
+				if IoU(b[i].Box, mirror) > 0.7 {
+					g = &b[i]
+				}
+			}
+			if g == nil {
+				t.Errorf("%s: face %v has no mirror", name, f.Box)
+				continue
+			}
+			if bias := (f.Head.Yaw + g.Head.Yaw) / 2; math.Abs(bias) > 5 {
+				t.Errorf("%s: face %v yaw %.1f, mirrored %.1f: %.1f° off antisymmetric", name, f.Box, f.Head.Yaw, g.Head.Yaw, bias)
+			}
+			lm := &f.Landmarks
+			off := (lm[30][0] - (lm[36][0]+lm[45][0])/2) / (lm[45][0] - lm[36][0])
+			if math.Abs(off) > 0.1 && (off > 0) != (f.Head.Yaw > 0) {
+				t.Errorf("%s: face %v nose %.2f of the eye span off centre, yet yaw %.1f", name, f.Box, off, f.Head.Yaw)
+			}
 		}
 	}
 }
