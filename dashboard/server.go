@@ -81,7 +81,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "classpulse_dashboard_websocket_clients", Help: "WebSocket clients connected to this replica.",
 		}),
 		disconnects: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "classpulse_dashboard_websocket_disconnects_total", Help: "WebSocket disconnections by reason (client_closed, slow, oversized, malformed, shutdown, error).",
+			Name: "classpulse_dashboard_websocket_disconnects_total", Help: "WebSocket disconnections by reason (client_closed, slow, oversized, malformed, shutdown, error, revoked).",
 		}, []string{"reason"}),
 		wsRefused: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "classpulse_dashboard_websocket_refused_total", Help: "WebSocket connections or frames refused, by reason.",
