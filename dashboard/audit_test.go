@@ -8,6 +8,7 @@ import (
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -110,6 +111,13 @@ func TestStaffReadsAndHelpStepsArePublishedToTheAuditTopic(t *testing.T) {
 				t.Fatalf("help-step record %s does not name the step", raw)
 			}
 		})
+	}
+	if n := testutil.ToFloat64(h.srv.metrics.audits.WithLabelValues("published")); n != float64(len(steps)) {
+		t.Fatalf("audit_records_total{outcome=published} = %v, want %d", n, len(steps))
+	}
+	problems, err := testutil.GatherAndLint(h.reg, "classpulse_dashboard_audit_records_total")
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("metric lint: %v %v", problems, err)
 	}
 }
 

@@ -140,6 +140,10 @@ func TestRateLimitsRefuseOnlyTheNoisyTokenOrAddress(t *testing.T) {
 			t.Fatalf("rate_limited_total ws_token %v ws_ip %v, want 1 and 1", a, b)
 		}
 	})
+	problems, err := testutil.GatherAndLint(h.reg, "classpulse_dashboard_rate_limited_total")
+	if err != nil || len(problems) > 0 {
+		t.Fatalf("metric lint: %v %v", problems, err)
+	}
 }
 
 func TestRateFlagForm(t *testing.T) {
