@@ -93,7 +93,9 @@ func TestEdgeWritesNoFrameCropOrEmbeddingAnywhere(t *testing.T) {
 	cmd := exec.CommandContext(ctx, strace, append([]string{"-f", "-qq", "-y", "-s", "256", "-e", "signal=none", "-o", trace,
 		"-e", "trace=open,openat,creat,connect,rename,renameat,renameat2,link,linkat,symlink,symlinkat,mkdir,mkdirat,truncate",
 		bin, "run"}, edgeArgs(b.Addr(), state, "p1", "--session", "priv1", "--course", "C1",
-		"--source", clip, "--fps", "15", "--model-dir", models)...)...)
+		"--source", clip, "--fps", "15", "--model-dir", models,
+		// Metrics on: the run must still end when the video does.
+		"--metrics-addr", "127.0.0.1:0")...)...)
 	cmd.Dir = cwd
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -151,7 +151,11 @@ func runCapture(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// rctx ends the metrics server once capture has stopped (the video
+	// ended, consent was revoked) and the spool had its chance to flush.
+	rctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	g, gctx := errgroup.WithContext(rctx)
 	dctx, stopDelivery := context.WithCancel(context.Background())
 	g.Go(func() error { return deliver(dctx) })
 	if *metricsAddr != "" {
@@ -172,6 +176,7 @@ func runCapture(ctx context.Context, args []string) error {
 			sp.Flush(fctx)
 			cancel()
 			stopDelivery()
+			stopAll()
 		}()
 		if err := w.Run(gctx); err != nil {
 			return fmt.Errorf("capture: %w", err)

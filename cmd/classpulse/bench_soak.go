@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,6 +67,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	classSize := fs.Int("class-size", 40, "students per simulated class")
 	redisAddr := fs.String("redis", "", "redis-server host:port to use; it must be empty (FLUSHALL is run). Default: a redis-server child on a free port")
 	logLevel := fs.String("log-level", "warn", "log level of the components (error records are counted whatever the level)")
+	memProfile := fs.String("memprofile", "", "write a heap profile (after a GC) to this file when the load ends, to see what a rising slope holds")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -224,6 +226,11 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	}
 	tick.Stop()
 	elapsed := time.Since(start)
+	if *memProfile != "" {
+		if err := writeHeapProfile(*memProfile); err != nil {
+			return err
+		}
+	}
 	counting.Store(false)
 	load.Wait()
 	events := sent()
@@ -456,4 +463,18 @@ func soakBroker(ctx context.Context, args []string, _ io.Writer) error {
 	<-ctx.Done()
 	b.Close()
 	return nil
+}
+
+// writeHeapProfile writes the live heap, after a GC, to path.
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench soak: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		f.Close()
+		return fmt.Errorf("bench soak: heap profile: %w", err)
+	}
+	return f.Close()
 }

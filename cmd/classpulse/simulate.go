@@ -81,7 +81,11 @@ func runSimulate(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	// The metrics server ends with the class: rctx is cancelled once the
+	// class has stopped and the spool has had its chance to flush.
+	rctx, stopAll := context.WithCancel(ctx)
+	defer stopAll()
+	g, gctx := errgroup.WithContext(rctx)
 	dctx, stopDelivery := context.WithCancel(context.Background())
 	defer stopDelivery()
 	g.Go(func() error { return sp.Run(dctx, spool.Publisher(prod)) })
@@ -100,6 +104,7 @@ func runSimulate(ctx context.Context, args []string) error {
 			}
 			cancel()
 			stopDelivery()
+			stopAll()
 		}()
 		if err := class.Run(gctx); err != nil {
 			return fmt.Errorf("simulate: %w", err)
