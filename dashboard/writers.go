@@ -36,6 +36,10 @@ type writerPool struct {
 	stopped bool
 	stop    chan struct{}
 	wg      sync.WaitGroup
+	// idle: the supervisor sleeps until kick (nothing was written for a
+	// while), so an idle dashboard does not wake it every few ms.
+	idle atomic.Bool
+	kick chan struct{}
 }
 
 // writer is one worker; writeStart is when its write in progress began
@@ -51,6 +55,7 @@ func newWriterPool() *writerPool {
 		stuckAfter: 20 * time.Millisecond,
 		workers:    map[*writer]struct{}{},
 		stop:       make(chan struct{}),
+		kick:       make(chan struct{}, 1),
 	}
 	p.cond = sync.NewCond(&p.mu)
 	return p
@@ -75,6 +80,12 @@ func (p *writerPool) schedule(c *client) {
 	p.runq = append(p.runq, c)
 	p.mu.Unlock()
 	p.cond.Signal()
+	if p.idle.Load() {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (p *writerPool) spawnLocked() {
@@ -127,26 +138,57 @@ func (p *writerPool) work(w *writer) {
 	}
 }
 
-// supervise detaches workers stuck in a write and replaces them.
+// supervise detaches workers stuck in a write and replaces them. After a
+// second without any write it sleeps until the next schedule.
 func (p *writerPool) supervise() {
 	defer p.wg.Done()
-	tick := time.NewTicker(p.stuckAfter / 2)
+	every := p.stuckAfter / 2
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	quiet := 0 // ticks without a write in progress or queued
 	for {
 		select {
 		case <-p.stop:
 			return
 		case now := <-tick.C:
 			limit := now.Add(-p.stuckAfter).UnixNano()
+			busy := false
 			p.mu.Lock()
 			for w := range p.workers {
-				if st := w.writeStart.Load(); st != 0 && st < limit {
+				st := w.writeStart.Load()
+				busy = busy || st != 0
+				if st != 0 && st < limit {
 					w.detached = true
 					delete(p.workers, w)
 					p.spawnLocked()
 				}
 			}
+			busy = busy || p.head < len(p.runq)
 			p.mu.Unlock()
+			if busy {
+				quiet = 0
+				continue
+			}
+			if quiet++; quiet < int(time.Second/every) {
+				continue
+			}
+			// Go idle, unless work arrived meanwhile (schedule appends
+			// before it looks at idle, so one of the two sees the other).
+			p.idle.Store(true)
+			p.mu.Lock()
+			pending := p.head < len(p.runq)
+			p.mu.Unlock()
+			if !pending {
+				tick.Stop()
+				select {
+				case <-p.stop:
+					return
+				case <-p.kick:
+				}
+				tick.Reset(every)
+			}
+			p.idle.Store(false)
+			quiet = 0
 		}
 	}
 }

@@ -228,6 +228,11 @@ func TestSlowClientIsDroppedWithoutDelayingOthers(t *testing.T) {
 				subscribed() // never read again
 			}
 			fast := subscribed()
+			if !tc.dropped {
+				// Nothing is written for over a second: the pool's
+				// supervisor goes idle, and the burst must wake it.
+				time.Sleep(1500 * time.Millisecond)
+			}
 
 			// Large warnings fill the slow clients' socket buffers and then
 			// their queues; the fast one must get every warning.
