@@ -37,8 +37,8 @@ func (a *auditReader) next() (stream.Audit, string) {
 	if err := stream.DecodeInto(m.Value, &rec); err != nil {
 		a.t.Fatalf("audit record %s: %v", m.Value, err)
 	}
-	if string(m.Key) != rec.Student {
-		a.t.Errorf("audit record keyed %q, want the student %q", m.Key, rec.Student)
+	if string(m.Key) != rec.Key() {
+		a.t.Errorf("audit record keyed %q, want %q (the student, else the actor)", m.Key, rec.Key())
 	}
 	return rec, string(m.Value)
 }
@@ -114,6 +114,13 @@ func TestStaffReadsAndHelpStepsArePublishedToTheAuditTopic(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(h.srv.metrics.audits.WithLabelValues("published")); n != float64(len(steps)) {
 		t.Fatalf("audit_records_total{outcome=published} = %v, want %d", n, len(steps))
+	}
+	// An admin's revocation is audited too, keyed by the actor.
+	admin := h.token(Claims{Role: RoleAdmin, Subject: "root"})
+	h.mustDo("POST", "/api/v1/admin/revocations", admin, `{"sub":"c9","reason":"left"}`, 201)
+	a, raw := audits.next()
+	if a.Action != stream.AuditRevoke || a.Actor != "root" || a.Role != "admin" || a.TokenID != tokenID(t, h, admin) || a.Target != "sub:c9" || a.Student != "" {
+		t.Fatalf("revocation audit record %s", raw)
 	}
 	problems, err := testutil.GatherAndLint(h.reg, "classpulse_dashboard_audit_records_total")
 	if err != nil || len(problems) > 0 {
