@@ -377,7 +377,30 @@ func TestRebuildEqualsLiveState(t *testing.T) {
 		t.Fatalf("the live run raised no warning for rb-0; state %v", before)
 	}
 
-	rebuilt := newMember(t, in.broker.Addr(), in.rdb, in.prod, processor.Config{MaxBatch: 64, Group: "ops-rebuild"})
+	// Once with one apply group, once with two applied concurrently
+	// (processor --parallel 2): both must give the live state back.
+	var rebuilt *member
+	for _, parallel := range []int{1, 2} {
+		rebuilt = newMember(t, in.broker.Addr(), in.rdb, in.prod, processor.Config{MaxBatch: 64, Group: "ops-rebuild", Parallel: parallel})
+		t.Run(fmt.Sprintf("parallel %d", parallel), func(t *testing.T) { checkRebuild(t, ctx, in, rebuilt, before, total) })
+	}
+	// Apply-only: the rebuild published nothing.
+	if got := testutil.ToFloat64(counterWith(t, rebuilt.reg, "classpulse_warnings_total", "")); got != 0 {
+		t.Errorf("rebuild counted %v warnings; it must not re-raise", got)
+	}
+	// Running as a group member afterwards redelivers nothing new.
+	rebuilt.run(t)
+	time.Sleep(3 * time.Second)
+	rebuilt.stop()
+	if got := rebuilt.outcome(t, "applied"); got != total {
+		t.Errorf("after rebuild the member applied %d more (total %d), want none beyond the rebuild's %d", got-total, got, total)
+	}
+}
+
+// checkRebuild rebuilds the state with rebuilt and compares it with the
+// live run's.
+func checkRebuild(t *testing.T, ctx context.Context, in *infra, rebuilt *member, before map[string]string, total int) {
+	t.Helper()
 	st, err := rebuilt.proc.Rebuild(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -399,16 +422,5 @@ func TestRebuildEqualsLiveState(t *testing.T) {
 		if after[k] != v {
 			t.Errorf("%s rebuilt as\n%s\nlive\n%s", k, after[k], v)
 		}
-	}
-	// Apply-only: the rebuild published nothing.
-	if got := testutil.ToFloat64(counterWith(t, rebuilt.reg, "classpulse_warnings_total", "")); got != 0 {
-		t.Errorf("rebuild counted %v warnings; it must not re-raise", got)
-	}
-	// Running as a group member afterwards redelivers nothing new.
-	rebuilt.run(t)
-	time.Sleep(3 * time.Second)
-	rebuilt.stop()
-	if got := rebuilt.outcome(t, "applied"); got != total {
-		t.Errorf("after rebuild the member applied %d more (total %d), want none beyond the rebuild's %d", got-total, got, total)
 	}
 }
