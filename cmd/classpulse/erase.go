@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
+	"github.com/classpulse/classpulse/helploop"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/state"
@@ -108,6 +109,9 @@ type eraseReport struct {
 	// QueueRecords are the warning records (refs) dropped from the queue
 	// read model, with their help-loop steps and index entries.
 	QueueRecords []string
+	// FollowUps counts the help-plan follow-up records (helploop) deleted
+	// with those warnings.
+	FollowUps int64
 	// Roster is true when the student's roster entry was removed.
 	Roster bool
 	// LiveEntries counts entries of the live warning and intervention
@@ -121,6 +125,7 @@ func (r *eraseReport) counts() map[string]int64 {
 		"tiles":         int64(len(r.Tiles)),
 		"queue_records": int64(len(r.QueueRecords)),
 		"live_entries":  r.LiveEntries,
+		"follow_ups":    r.FollowUps,
 	}
 	if r.Roster {
 		m["roster"] = 1
@@ -144,6 +149,7 @@ func (r *eraseReport) write(w io.Writer, student, auditID string) {
 	for _, k := range r.QueueRecords {
 		fmt.Fprintf(w, "    %s\n", k)
 	}
+	fmt.Fprintf(w, "  help-plan follow-ups:       %d\n", r.FollowUps)
 	fmt.Fprintf(w, "  roster entry removed:       %v\n", r.Roster)
 	fmt.Fprintf(w, "  live stream entries:        %d\n", r.LiveEntries)
 	if auditID != "" {
@@ -197,6 +203,10 @@ func eraseStudent(ctx context.Context, rdb redis.UniversalClient, student string
 	}
 	rep.QueueRecords = append(rep.QueueRecords, refs...)
 	rep.Roster = roster
+	// The automatic follow-up's record of those warnings' help plans.
+	if rep.FollowUps, err = helploop.EraseWarnings(ctx, rdb, refs); err != nil {
+		return nil, err
+	}
 	// 4. The live streams dashboards tail (bounded to LiveMaxLen entries).
 	for _, s := range []string{state.LiveWarnings, state.LiveInterventions} {
 		n, err := eraseFromLiveStream(ctx, rdb, s, student)

@@ -79,6 +79,11 @@ func seedStudent(t *testing.T, ctx context.Context, rdb redis.UniversalClient, p
 			}
 		}
 	}
+	// What classpulse followup keeps of the warning's help plan
+	// (helploop/keys.go: {hl:<ref>}).
+	if err := rdb.HSet(ctx, "{hl:"+w.Ref+"}", "playbook:plan-1", "study-yellow", "gap:plan-1", "3.5").Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func studentKeys(t *testing.T, ctx context.Context, rdb *redis.Client, student string) []string {
@@ -193,7 +198,7 @@ func TestEraseRemovesOneStudentEverywhereInRedisAndLogsAnAudit(t *testing.T) {
 		t.Errorf("audit = %+v", a)
 	}
 	after, _ := rdb.DBSize(ctx).Result()
-	wantCounts := map[string]int64{"redis_keys": int64(len(keysA)), "tiles": 2, "queue_records": 1, "roster": 1, "live_entries": 2} // the warning, and the step the projector relayed
+	wantCounts := map[string]int64{"redis_keys": int64(len(keysA)), "tiles": 2, "queue_records": 1, "roster": 1, "live_entries": 2, "follow_ups": 1} // the warning, and the step the projector relayed
 	for k, v := range wantCounts {
 		if a.Counts[k] != v {
 			t.Errorf("audit count %s = %d, want %d (counts %v)", k, a.Counts[k], v, a.Counts)
@@ -201,8 +206,8 @@ func TestEraseRemovesOneStudentEverywhereInRedisAndLogsAnAudit(t *testing.T) {
 	}
 	// Keys removed outright: the student's own keys, the queue record and
 	// its steps hash; the index sets only stu-A used vanish too.
-	if before-after < int64(len(keysA))+2 {
-		t.Errorf("DBSIZE fell from %d to %d, want at least %d fewer", before, after, len(keysA)+2)
+	if before-after < int64(len(keysA))+3 {
+		t.Errorf("DBSIZE fell from %d to %d, want at least %d fewer", before, after, len(keysA)+3)
 	}
 	report := out.String()
 	for _, want := range []string{"erased student stu-A", "student state keys deleted: " + strconv.Itoa(len(keysA)), a.ID, "Kafka"} {
