@@ -44,7 +44,7 @@ func runDashboard(ctx context.Context, args []string) error {
 	noQueue := fs.Bool("no-queue", false, "do not project the warning queue from Kafka in this replica")
 	var xf xapiFlags
 	xf.register(fs, "to mount POST /api/v1/xapi/statements in the dashboard, as classpulse xapi serves it (default: not mounted)")
-	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page (default: the embedded default policy)")
+	policyPath := fs.String("policy", "", "policy file the processor runs, for the study time each course requires on the student page and the playbooks (default: the embedded default policy); SIGHUP reloads it")
 	var scfg state.Config
 	fs.DurationVar(&scfg.Horizon, "horizon", 0, "the processor's --horizon, so the student page finds its per-second live buckets (default 10m)")
 	if err := config.Parse(fs, args); err != nil {
@@ -99,6 +99,10 @@ func runDashboard(ctx context.Context, args []string) error {
 	srv, err := dashboard.New(cfg, rdb, prod, logger, reg, opts...)
 	if err != nil {
 		return err
+	}
+	if *policyPath != "" {
+		// Ends with ctx; a bad file is logged and the last good one kept.
+		go func() { _ = reloadOnHUP(ctx, policy, *policyPath, logger) }()
 	}
 	return srv.Run(ctx)
 }
