@@ -18,13 +18,13 @@ import (
 
 func init() {
 	register("bench", "detect+score every frame of a video on one core, the largest face followed and scored as in run; last line: edge frames=N fps=F detect_ms_p50=… score_ms_p50=…", bench)
-	register("bench detectors", "precision/recall/time of each detector chain on face-api's demo photos against the hand-made ground truth; last line: detectors best=… ", benchDetectors)
+	register("bench detectors", "precision/recall/time of each detector chain on face-api's demo photos against the hand-made ground truth; last line: detectors best=… default=…", benchDetectors)
 }
 
 func benchDetectors(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench detectors", flag.ContinueOnError)
 	dir := fs.String("model-dir", "models", "model folder")
-	demo := fs.String("demo", "build/npm/node_modules/@vladmandic/face-api/demo", "face-api's demo folder (installed by `make models`)")
+	demo := fs.String("demo", "build/npm/node_modules/@vladmandic/face-api/demo", "face-api's demo folder (installed by make models)")
 	threads := fs.Int("threads", 1, "OpenCV threads (1: the one-core target)")
 	repeat := fs.Int("repeat", 5, "timed full detections per image and chain")
 	chains := fs.String("detectors", strings.Join(vision.Chains, ","), "comma-separated chains to compare")
