@@ -51,6 +51,16 @@ func runExportFeatures(ctx context.Context, args []string) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
+	// The two sources are alternatives: one given on the command line wins
+	// over the other coming from the environment (a shell that exports
+	// CLASSPULSE_REDIS for the other commands can still export a file).
+	fromEnv := func(name, v string) bool { return v != "" && os.Getenv(config.EnvName(name)) == v }
+	switch {
+	case *events != "" && in.redis != "" && fromEnv("redis", in.redis) && !fromEnv("events", *events):
+		in.redis = ""
+	case *events != "" && in.redis != "" && fromEnv("events", *events) && !fromEnv("redis", in.redis):
+		*events = ""
+	}
 	if (*events == "") == (in.redis == "") {
 		return errors.New("give exactly one of --events and --redis")
 	}
