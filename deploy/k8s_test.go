@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 
+	"github.com/classpulse/classpulse/notify"
 	"github.com/classpulse/classpulse/rules"
 )
 
@@ -464,6 +465,37 @@ func TestTokenSecretCarriesNoKey(t *testing.T) {
 	for k, v := range s.Data {
 		if len(bytes.TrimSpace(v)) > 0 {
 			t.Errorf("Secret key %s has a committed value", k)
+		}
+	}
+}
+
+func TestRoutesConfigMapLoadsInTheNotifier(t *testing.T) {
+	m := loadManifests(t)
+	cm := m.configMaps["classpulse-routes"]
+	if cm == nil {
+		t.Fatal("no classpulse-routes ConfigMap")
+	}
+	path := filepath.Join(t.TempDir(), "routes.json")
+	if err := os.WriteFile(path, []byte(cm.Data["routes.json"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := notify.LoadConfig(path)
+	if err != nil {
+		t.Fatalf("routes in the ConfigMap do not load: %v", err)
+	}
+	c.Brokers = []string{configMapData(m.configMaps["classpulse-config"])["CLASSPULSE_BROKERS"]} // from the environment, as in the pod
+	if err := c.Validate(); err != nil {
+		t.Fatalf("routes in the ConfigMap do not validate: %v", err)
+	}
+	for _, name := range []string{"classpulse-notify", "classpulse-followup"} {
+		d := m.deployments[name]
+		if d == nil || m.pdbs[name] == nil {
+			t.Errorf("Deployment or PodDisruptionBudget %s missing", name)
+			continue
+		}
+		args := strings.Join(d.Spec.Template.Spec.Containers[0].Args, " ")
+		if !strings.Contains(args, "--routes /etc/classpulse/routes/routes.json") {
+			t.Errorf("%s args %q do not read the mounted routing file", name, args)
 		}
 	}
 }
