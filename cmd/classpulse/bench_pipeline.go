@@ -48,6 +48,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	parallel := fs.Int("parallel", 1, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
 	latencyFor := fs.Duration("latency-duration", 10*time.Second, "length of the paced latency phase")
+	paceFlag := fs.Float64("pace", 0, "events/s of the paced latency phase (0: half the saturated rate, as issue 3 defines it); to compare latency at one rate")
 	classStage := fs.Bool("class-stage", false, "also run the class stage (tiles → class signals) in the processor")
 	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
@@ -55,8 +56,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *parallel <= 0 || *clickEvery < 0 {
-		return errors.New("bench pipeline: --students, --events, --partitions, --max-batch and --parallel must be positive, --click-every not negative")
+	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *parallel <= 0 || *clickEvery < 0 || *paceFlag < 0 {
+		return errors.New("bench pipeline: --students, --events, --partitions, --max-batch and --parallel must be positive, --click-every and --pace not negative")
 	}
 	logger, err := config.NewLogger(os.Stderr, *logLevel, "text")
 	if err != nil {
@@ -191,6 +192,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	// Phase 2: paced at half the saturated rate; latency is produce → the
 	// batch's full effect (state applied, warnings and tiles published).
 	pace := rate / 2
+	if *paceFlag > 0 {
+		pace = *paceFlag
+	}
 	n2 := int(pace * latencyFor.Seconds())
 	phase2.Store(time.Now().UnixNano())
 	before := seen.Load()
