@@ -62,7 +62,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	throughput := fs.Float64("throughput", soakThroughput, "the measured saturated events/s of `classpulse bench pipeline` on this machine")
 	rate := fs.Float64("rate", 0, "events per second offered (default: half of --throughput)")
 	every := fs.Duration("sample-every", 5*time.Second, "time between two samples of heap, RSS and goroutines")
-	warmup := fs.Duration("warmup", 0, "samples before this are left out of the slopes (default: a fifth of --for, at most 1m)")
+	warmup := fs.Duration("warmup", 0, "samples before this are left out of the slopes (default: half of --for, at most 6m: the processor's in-memory live windows fill for 300 s of event time per student)")
 	clients := fs.Int("clients", 4, "WebSocket clients on the first class's grid and the warnings")
 	classSize := fs.Int("class-size", 40, "students per simulated class")
 	redisAddr := fs.String("redis", "", "redis-server host:port to use; it must be empty (FLUSHALL is run). Default: a redis-server child on a free port")
@@ -81,7 +81,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("bench soak: --sample-every %v leaves fewer than four samples in --for %v", *every, *dur)
 	}
 	if *warmup == 0 {
-		*warmup = min(*dur/5, time.Minute)
+		*warmup = min(*dur/2, 6*time.Minute)
 	}
 	var errorLogs atomic.Int64
 	var counting atomic.Bool
