@@ -106,6 +106,7 @@ type pendingFrame struct {
 type client struct {
 	s    *Server
 	conn *websocket.Conn
+	cork *corkWriter // under conn's write buffer
 	p    *Principal
 
 	// The send queue: at most cfg.SendQueue frames; scheduled while the
@@ -444,7 +445,8 @@ func (c *client) sendBlocking(ctx context.Context, f *outFrame) error {
 // the request and the handler's deep stack are not kept for the life of
 // every WebSocket (docs/performance.md, "Dashboard fan-out").
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
-	conn, err := websocket.Accept(smallReadBuffer{w}, r, &websocket.AcceptOptions{
+	bufs := &wsBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(bufs, r, &websocket.AcceptOptions{
 		// The Origin was checked (and audit-logged) by the auth middleware
 		// against the server's own origin and AllowedOrigins.
 		InsecureSkipVerify: true,
@@ -457,7 +459,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageBytes)
-	c := &client{s: s, conn: conn, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &client{s: s, conn: conn, cork: bufs.cork, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	c.nextPing.Store(time.Now().Add(s.hub.pingEvery).UnixNano())
 	if !s.hub.add(c) {
@@ -475,15 +477,22 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 
 // wsReadBuffer is the read buffer of a WebSocket: clients send only short
 // control frames (subscribe, ping), and a larger frame is still read whole.
-const wsReadBuffer = 512
+// wsWriteBuffer is the library's write buffer; what it flushes goes to the
+// socket's corkWriter, which gathers a batch of frames for one write.
+const (
+	wsReadBuffer  = 512
+	wsWriteBuffer = 512
+)
 
-// smallReadBuffer hands the WebSocket library a small read buffer in place
-// of net/http's 4 KiB one, which is freed with net/http's connection state
-// once the handler returns. The write buffer stays net/http's (4 KiB), so
-// a frame up to that size still goes out in one write.
-type smallReadBuffer struct{ http.ResponseWriter }
+// wsBuffers hands the WebSocket library small buffers in place of
+// net/http's 4 KiB ones (freed with net/http's connection state once the
+// handler returns), and a corkWriter under its write buffer.
+type wsBuffers struct {
+	http.ResponseWriter
+	cork *corkWriter // set by Hijack
+}
 
-func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *wsBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -498,7 +507,72 @@ func (w smallReadBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	return conn, bufio.NewReadWriter(br, brw.Writer), nil
+	w.cork = &corkWriter{conn: conn}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
 }
 
-func (w smallReadBuffer) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *wsBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// corkWriter is what the WebSocket library's write buffer flushes to.
+// While corked (a writer of the pool writing a client's queued frames),
+// it gathers the bytes and uncork writes them to the socket at once: the
+// frames queued for a client while it was being served cost one write
+// system call, not one each. Uncorked (pings, pongs, close frames written
+// outside a batch), it writes through.
+type corkWriter struct {
+	conn   net.Conn
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte // from corkBufs while corked and written to
+}
+
+// corkLimit bounds what one batch gathers before it is written.
+const corkLimit = 64 << 10
+
+var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func (w *corkWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.corked {
+		return w.conn.Write(p)
+	}
+	if w.buf == nil {
+		w.buf = corkBufs.Get().(*[]byte)
+	}
+	*w.buf = append(*w.buf, p...)
+	return len(p), nil
+}
+
+func (w *corkWriter) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// gathered is how many bytes wait for uncork.
+func (w *corkWriter) gathered() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.buf == nil {
+		return 0
+	}
+	return len(*w.buf)
+}
+
+// uncork writes what was gathered in one write and writes through again.
+func (w *corkWriter) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = false
+	if w.buf == nil {
+		return nil
+	}
+	_, err := w.conn.Write(*w.buf)
+	if cap(*w.buf) <= corkLimit+4096 {
+		*w.buf = (*w.buf)[:0]
+		corkBufs.Put(w.buf)
+	}
+	w.buf = nil
+	return err
+}

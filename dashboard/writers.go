@@ -201,20 +201,39 @@ func (c *client) drain(w *writer) (more bool) {
 	c.q = c.spare[:0]
 	c.spare = nil
 	c.qmu.Unlock()
+	// The frames are gathered by the client's corkWriter and written to
+	// the socket in one write (another every corkLimit bytes); only those
+	// writes can block on a slow client, so only they are timed.
+	flush := func() error {
+		now := time.Now().UnixNano()
+		c.writeStart.Store(now)
+		w.writeStart.Store(now)
+		err := c.cork.uncork()
+		w.writeStart.Store(0)
+		c.writeStart.Store(0)
+		return err
+	}
+	c.cork.cork()
+	var err error
 	for _, f := range batch {
 		if c.isDead() {
 			break
 		}
-		now := time.Now().UnixNano()
-		c.writeStart.Store(now)
-		w.writeStart.Store(now)
-		err := c.conn.Write(context.Background(), websocket.MessageText, f.b)
-		w.writeStart.Store(0)
-		c.writeStart.Store(0)
-		if err != nil {
-			c.kill(reasonError) // a no-op if it was killed first (slow, shutdown)
+		if err = c.conn.Write(context.Background(), websocket.MessageText, f.b); err != nil {
 			break
 		}
+		if c.cork.gathered() >= corkLimit {
+			if err = flush(); err != nil {
+				break
+			}
+			c.cork.cork()
+		}
+	}
+	if ferr := flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		c.kill(reasonError) // a no-op if it was killed first (slow, shutdown)
 	}
 	clear(batch)
 	keep := cap(batch) <= 16 // a small array is reused for the next batch
