@@ -245,6 +245,9 @@ func TestDashboardRestartClientsResumeWarningsNoneLostNoneTwice(t *testing.T) {
 	}
 	testenv.WaitFor(t, 15*time.Second, "5 more warnings live after the restart", have(20))
 	time.Sleep(500 * time.Millisecond) // a duplicate would arrive now
+	if dash.Exited() {
+		t.Fatalf("the restarted dashboard exited:\n%s", tail(logPath, 30))
+	}
 
 	for name, got := range map[string][]string{"Go client": goClient.ids(), "page": pageIDs()} {
 		if !slices.Equal(got, want) {
