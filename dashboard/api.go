@@ -417,5 +417,6 @@ func (s *Server) apiPutRoster(w http.ResponseWriter, r *http.Request, p *Princip
 		writeErr(w, http.StatusServiceUnavailable, "", err.Error())
 		return
 	}
+	s.hub.roster.forget()
 	writeJSON(w, http.StatusOK, map[string]int{"stored": len(entries)})
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // rosterTTL is how long the roster grouped by class is reused before it
-// is read again; a roster upload shows on the grid within this time.
+// is read again. An upload through this replica shows at once (the cache
+// is dropped); through another replica, within this time.
 const rosterTTL = 10 * time.Second
 
 // rosterByClass caches the roster's students per class (the roster
@@ -24,6 +25,13 @@ type rosterByClass struct {
 	mu      sync.Mutex
 	at      time.Time
 	byClass map[string][]string
+}
+
+// forget drops the cached roster, so the next grid paint reads it again.
+func (rc *rosterByClass) forget() {
+	rc.mu.Lock()
+	rc.byClass = nil
+	rc.mu.Unlock()
 }
 
 // classRoster returns the roster students of class, sorted.

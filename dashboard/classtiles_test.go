@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,5 +98,18 @@ func TestClassTilesShowRosterStudentsWithoutCameraAsNotCaptured(t *testing.T) {
 		}
 		send(t, c, map[string]any{"op": "subscribe", "channel": "class:S1"})
 		check(t, next(t, c, "snapshot", 5*time.Second).Tiles)
+	})
+	t.Run("a roster upload shows at once", func(t *testing.T) {
+		// The grid above cached the roster; a new upload through this
+		// replica must not wait for the cache to expire.
+		if code, _, raw := h.do("PUT", "/api/v1/roster", admin, `[
+			{"student":"s1","unit":"U1","class":"S1"},{"student":"s2","unit":"U1","class":"S1"},
+			{"student":"s3","unit":"U1","class":"S1"},{"student":"s5","unit":"U1","class":"S1"}]`); code != 200 {
+			t.Fatalf("roster: %d %s", code, raw)
+		}
+		code, _, raw := h.do("GET", "/api/v1/classes/S1/tiles", instructor, "")
+		if code != 200 || !strings.Contains(raw, `"student":"s5"`) {
+			t.Fatalf("tiles after the upload: %d %s, want the new roster student s5", code, raw)
+		}
 	})
 }
