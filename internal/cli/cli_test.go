@@ -14,7 +14,10 @@ func TestRunPicksTheCommandAndMapsItsOutcomeToAnExitCode(t *testing.T) {
 	var out bytes.Buffer
 	s := Set{Name: "tool", Title: "tool — test", Out: &out}
 	s.Register("models", "one word", func(_ context.Context, args []string) error { got = append([]string{"models"}, args...); return nil })
-	s.Register("models build", "two words", func(_ context.Context, args []string) error { got = append([]string{"models build"}, args...); return nil })
+	s.Register("models build", "two words", func(_ context.Context, args []string) error {
+		got = append([]string{"models build"}, args...)
+		return nil
+	})
 	s.Register("fail", "fails", func(context.Context, []string) error { return errors.New("boom") })
 	s.Register("help-flag", "asks for help", func(context.Context, []string) error { return flag.ErrHelp })
 	cases := []struct {
