@@ -350,7 +350,7 @@ func (l *Loop) holding(ctx context.Context, p *rules.Policy, rec *queue.Record, 
 	if err != nil {
 		return nil, false, err
 	}
-	snap := snapshot(rec.Student, a, now)
+	snap := a.Snapshot(rec.Student, now)
 	if p.Behaviour.Enabled || p.Participation.Enabled {
 		if snap.Campus, err = ingest.ReadCampus(ctx, l.rdb, rec.Student, p, now); err != nil {
 			return nil, false, err

@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/classpulse/classpulse/ingest"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/state"
@@ -26,6 +26,7 @@ type latest struct {
 	liveAt   time.Time
 	academic *state.Academic
 	acadAt   time.Time
+	campus   *rules.Campus // imported campus signals, read when the campus rules are on
 	open     []byte
 	order    int
 }
@@ -85,6 +86,9 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 		if r.Status == state.Applied || r.Status == state.Late {
 			p.m.latency.Observe(applied.Sub(h.TS.Time).Seconds())
 		}
+		if c, ok := op.Event.(*stream.Consent); ok && publish && (r.Status == state.Applied || r.Status == state.Erased) {
+			out.events = append(out.events, consentAudit(c, r))
+		}
 		if r.Status == state.Erased {
 			p.m.erasures.Inc()
 			p.logger.Info("camera-derived state erased after consent revocation",
@@ -123,6 +127,9 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 		ids = append(ids, id)
 	}
 	sort.Slice(ids, func(i, j int) bool { return students[ids[i]].order < students[ids[j]].order })
+	if err := p.readCampus(ctx, policy, ids, students); err != nil {
+		return err
+	}
 	for _, id := range ids {
 		p.evaluateStudent(policy, id, students[id], out)
 	}
@@ -228,6 +235,50 @@ func (p *Processor) checkTime(e stream.Event, now time.Time) error {
 	return nil
 }
 
+// consentAudit is the audit record of a consent change the state took:
+// who answered (the guardian, for a minor), which scope, granted or not,
+// under which notice, and what a revocation erased.
+func consentAudit(c *stream.Consent, r state.Result) *stream.Audit {
+	actor, role := "student:"+c.Student, "student"
+	if c.Guardian != "" {
+		actor, role = "guardian:"+c.Guardian, "guardian"
+	}
+	verb := "granted"
+	counts := map[string]int64{"granted": 1}
+	if !c.Granted {
+		verb, counts["granted"] = "revoked", 0
+	}
+	detail := c.Scope + " consent " + verb + " under notice " + c.PolicyVersion
+	if r.Status == state.Erased {
+		counts["erased_keys"] = r.ErasedKeys
+		detail += "; camera-derived live state erased"
+	}
+	return &stream.Audit{Header: stream.NewHeader(c.Student, c.TS.Time), Actor: actor, Role: role,
+		Action: stream.AuditConsentChange, Target: c.Scope, Counts: counts, Detail: detail}
+}
+
+// readCampus adds the imported campus signals (classpulse import) of each
+// student with academic news to their evaluation, when the policy's
+// behaviour or participation rule is on: those rules are judged with the
+// student's other academic rules, on their next click or grade.
+func (p *Processor) readCampus(ctx context.Context, policy *rules.Policy, ids []string, students map[string]*latest) error {
+	if !policy.Behaviour.Enabled && !policy.Participation.Enabled {
+		return nil
+	}
+	for _, id := range ids {
+		l := students[id]
+		if l.academic == nil {
+			continue
+		}
+		c, err := ingest.ReadCampus(ctx, p.rdb, id, policy, l.acadAt)
+		if err != nil {
+			return fmt.Errorf("campus signals of %s: %w", id, err)
+		}
+		l.campus = c
+	}
+	return nil
+}
+
 func (p *Processor) evaluateStudent(policy *rules.Policy, id string, l *latest, out *outputs) {
 	open := parseOpen(l.open)
 	changed := false
@@ -241,7 +292,8 @@ func (p *Processor) evaluateStudent(policy *rules.Policy, id string, l *latest, 
 		p.emit(out, ws)
 	}
 	if l.academic != nil {
-		snap := academicSnapshot(id, l.academic, l.acadAt)
+		snap := l.academic.Snapshot(id, l.acadAt)
+		snap.Campus = l.campus
 		var ws []*stream.Warning
 		open, ws = rules.Reconcile(policy, id, session, open, rules.EvaluateFamilies(policy, snap, rules.FamilyAcademic), rules.FamilyAcademic, l.acadAt)
 		changed = changed || len(ws) > 0
@@ -277,59 +329,6 @@ func liveSnapshot(sc *stream.Score, l *state.Live) *rules.Live {
 		Samples1m: l.W1.Seconds, Samples2m: l.W2.Seconds, Samples5m: l.W5.Seconds,
 		FaceAbsentSeconds: l.FaceAbsentSeconds,
 	}
-}
-
-func academicSnapshot(id string, a *state.Academic, now time.Time) *rules.Snapshot {
-	s := &rules.Snapshot{Student: id, Now: now, Class: a.Profile["class"]}
-	s.Profile = rules.Profile{
-		Minor:                 a.Profile["minor"] == "1",
-		WantsDegree:           a.Profile["wants_degree"] == "1",
-		ForeignLanguagePassed: a.Profile["foreign_language_passed"] == "1",
-		Unit:                  a.Profile["unit"],
-	}
-	s.Profile.GraduationYear, _ = strconv.Atoi(a.Profile["graduation_year"])
-	courses := make([]string, 0, len(a.Study)+len(a.Clicks))
-	seen := map[string]bool{}
-	for c := range a.Study {
-		courses, seen[c] = append(courses, c), true
-	}
-	for c := range a.Clicks {
-		if !seen[c] {
-			courses = append(courses, c)
-		}
-	}
-	sort.Strings(courses)
-	for _, c := range courses {
-		terms := map[string]bool{}
-		st := a.Study[c]
-		if st != nil {
-			for t := range st.ByTerm {
-				terms[t] = true
-			}
-		}
-		for t := range a.Clicks[c] {
-			terms[t] = true
-		}
-		for t := range terms {
-			cs := rules.CourseState{Course: c, Term: t, Clicks: a.Clicks[c][t]}
-			if st != nil {
-				cs.StudySecondsByPeriod = st.ByPeriod[t]
-				cs.StudySecondsTotal = st.ByTerm[t]
-				cs.WeekStudySeconds = st.ByWeek
-			}
-			s.Courses = append(s.Courses, cs)
-		}
-	}
-	sort.Slice(s.Courses, func(i, j int) bool {
-		if s.Courses[i].Course != s.Courses[j].Course {
-			return s.Courses[i].Course < s.Courses[j].Course
-		}
-		return s.Courses[i].Term < s.Courses[j].Term
-	})
-	for _, g := range a.Grades {
-		s.Grades = append(s.Grades, rules.GradeRecord{Course: g.Course, Term: g.Term, Score: g.Score, Passed: g.Passed, Elective: g.Elective, Core: g.Core})
-	}
-	return s
 }
 
 // tileOf summarises a student's live state for the class grid.

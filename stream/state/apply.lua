@@ -14,7 +14,7 @@
 --   4 clicks   hash  "k|course|term|kind" -> count this term,
 --                    "d|course|window|kind" -> count in a DTTW window
 --   5 grades   hash  "term|course" -> "score|passed|elective|core"
---   6 consent  hash  scope -> "granted|ts|policy_version"
+--   6 consent  hash  scope -> "granted|ts|policy_version|guardian"
 --   7 warn     string  the student's open warnings (JSON, owned by the rules)
 --   8 profile  hash  roster facts (class, unit, minor, …), read only here
 --
@@ -154,8 +154,9 @@ if kind == 'grade' then
 end
 
 if kind == 'consent' then
-  -- ARGV 5 scope, 6 "1" or "0", 7 policy version
-  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6] .. '|' .. t .. '|' .. ARGV[7])
+  -- ARGV 5 scope, 6 "1" or "0", 7 policy version, 8 guardian who
+  --      answered for a minor ("" when the student did)
+  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6] .. '|' .. t .. '|' .. ARGV[7] .. '|' .. (ARGV[8] or ''))
   if ARGV[6] == '0' and (ARGV[5] == 'camera' or ARGV[5] == 'emotion') then
     -- Right to erasure: everything derived from the camera goes.
     local sess = redis.call('HGET', KEYS[2], 'sess') or ''

@@ -469,7 +469,7 @@ func (s *Store) scriptArgs(cal Calendar, op Op) ([]string, []any, error) {
 		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core))), nil
 	case *stream.Consent:
 		base[0] = "consent"
-		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion), nil
+		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian), nil
 	}
 	return nil, nil, fmt.Errorf("state: no state for %s events", op.Event.Topic())
 }

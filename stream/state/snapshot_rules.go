@@ -1,4 +1,4 @@
-package helploop
+package state
 
 import (
 	"sort"
@@ -6,14 +6,16 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/rules"
-	"github.com/classpulse/classpulse/stream/state"
 )
 
-// snapshot turns the academic state the processor keeps into the rules'
-// snapshot at now, as the processor does after a click or grade event
-// (stream/processor academicSnapshot; the two must agree, which
-// TestFollowUpReadsStateAsTheProcessorDoes checks through the study rule).
-func snapshot(student string, a *state.Academic, now time.Time) *rules.Snapshot {
+// Snapshot turns a student's academic state into the rules' snapshot at
+// now: profile facts, study time and click counts per course and term,
+// grades, and the grade predictions `classpulse profile assign` wrote into
+// the profile hash. The processor evaluates it after a click or grade and
+// the help-plan follow-up re-checks warnings with it, so both see a
+// student alike. Campus signals are not part of the state; callers that
+// run the campus rules add them (ingest.ReadCampus).
+func (a *Academic) Snapshot(student string, now time.Time) *rules.Snapshot {
 	s := &rules.Snapshot{Student: student, Now: now, Class: a.Profile["class"]}
 	s.Profile = rules.Profile{
 		Minor:                 a.Profile["minor"] == "1",
