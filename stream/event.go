@@ -152,7 +152,26 @@ func Encode(e Event) ([]byte, error) {
 // Decode parses and validates one event read from topic. Unknown fields,
 // trailing data, oversized input and every field-rule violation are errors
 // wrapping ErrInvalid.
+//
+// Scores, clicks, grades and consent records take a single-pass scanner
+// (decode_fast.go) when the input is plain JSON it is sure about; any other
+// input takes the encoding/json path of DecodeInto, so both paths accept,
+// refuse and report exactly alike.
 func Decode(topic string, data []byte) (Event, error) {
+	if len(data) <= MaxEventBytes {
+		if e, ok := decodeFast(topic, data); ok {
+			if err := e.Validate(); err != nil {
+				return nil, err
+			}
+			return e, nil
+		}
+	}
+	return decodeReference(topic, data)
+}
+
+// decodeReference is Decode on the encoding/json path only: the reference
+// the fast path is checked against.
+func decodeReference(topic string, data []byte) (Event, error) {
 	e, err := NewForTopic(topic)
 	if err != nil {
 		return nil, err
