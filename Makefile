@@ -48,7 +48,7 @@ lint: $(STATICCHECK) models
 # run is repeated, while a real finding (a failing input) fails at once.
 fuzz:
 	@set -e; for spec in \
-		./stream:FuzzDecode \
+		./stream:FuzzDecode ./stream:FuzzDecodeFastMatchesReference \
 		./rules:FuzzLoadPolicy \
 		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody ./dashboard:FuzzClientIP \
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace \
