@@ -203,7 +203,7 @@ func BenchmarkDecode(b *testing.B) {
 			path string
 			fn   func(string, []byte) (Event, error)
 		}{{"reference", refDecode}, {"fast", Decode}} {
-			b.Run(name+"/"+p.path, func(b *testing.B) {
+			b.Run("type="+name+"/path="+p.path, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(data)))
 				for b.Loop() {

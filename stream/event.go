@@ -129,6 +129,10 @@ func checkRange(field string, v, lo, hi float64) error {
 
 func checkUnit(field string, v float64) error { return checkRange(field, v, 0, 1) }
 
+// inUnit is checkUnit's test without building an error, so a hot loop
+// composes the field name only for a value that fails.
+func inUnit(v float64) bool { return v >= 0 && v <= 1 }
+
 func oneOf(field, v string, allowed []string) error {
 	for _, a := range allowed {
 		if v == a {

@@ -108,8 +108,8 @@ func (s *Score) Validate() error {
 	}
 	if s.Learning != nil {
 		for i, v := range s.Learning.Values() {
-			if err := checkUnit("learning."+LearningNames[i], v); err != nil {
-				return err
+			if !inUnit(v) {
+				return checkUnit("learning."+LearningNames[i], v)
 			}
 		}
 	}
@@ -136,8 +136,8 @@ func (s *Score) Validate() error {
 func checkDistribution(field string, names []string, vs []float64) error {
 	sum := 0.0
 	for i, v := range vs {
-		if err := checkUnit(field+"."+names[i], v); err != nil {
-			return err
+		if !inUnit(v) {
+			return checkUnit(field+"."+names[i], v)
 		}
 		sum += v
 	}
