@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -55,6 +56,9 @@ type Config struct {
 	// warnings and interventions topics into the Redis read model) in
 	// consumer group QueueGroup. Default none: another process projects.
 	Brokers []string
+	// KafkaTLS, when set, makes the queue projector speak TLS to Kafka
+	// (--kafka-tls*). Default plain TCP.
+	KafkaTLS *tls.Config
 	// QueueGroup is the projector's consumer group. Default "classpulse-queue".
 	QueueGroup string
 	// SchoolName is printed on notices. Default "classpulse".

@@ -275,7 +275,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { s.followRevocations(gctx); return nil })
 	g.Go(func() error { s.hub.watchdog(gctx, 30*time.Second); return nil })
 	if len(s.cfg.Brokers) > 0 {
-		p, err := queue.NewProjector(queue.ProjectorConfig{Brokers: s.cfg.Brokers, Group: s.cfg.QueueGroup}, s.rdb, s.logger, s.reg)
+		p, err := queue.NewProjector(queue.ProjectorConfig{Brokers: s.cfg.Brokers, TLS: s.cfg.KafkaTLS, Group: s.cfg.QueueGroup}, s.rdb, s.logger, s.reg)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -30,6 +31,9 @@ var (
 type ProjectorConfig struct {
 	// Brokers are the Kafka bootstrap host:port pairs. Required.
 	Brokers []string
+	// TLS, when set, makes the consumer speak TLS to Kafka (--kafka-tls*).
+	// Default plain TCP.
+	TLS *tls.Config
 	// Group is the consumer group. Default "classpulse-queue". Use a fresh
 	// group (and an empty Redis) to rebuild the model from the topics.
 	Group string
@@ -101,6 +105,7 @@ func (p *Projector) Run(ctx context.Context) error {
 	}
 	c, err := stream.NewConsumer(stream.ConsumerConfig{
 		Brokers: p.cfg.Brokers,
+		TLS:     p.cfg.TLS,
 		Group:   p.cfg.Group,
 		Topics:  []string{stream.TopicWarnings, stream.TopicInterventions},
 	}, p.Apply, p.logger)
