@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ type Route struct {
 type Config struct {
 	// Brokers are the Kafka bootstrap host:port pairs. Required.
 	Brokers []string `json:"-"`
+	// KafkaTLS, when set, makes the warnings consumer speak TLS to Kafka
+	// (--kafka-tls*). Default plain TCP.
+	KafkaTLS *tls.Config `json:"-"`
 	// Group is the consumer group. Default "classpulse-notify".
 	Group string `json:"group,omitempty"`
 	// Routes, in any order. Required: at least one.

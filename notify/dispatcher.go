@@ -164,7 +164,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return errors.New("notify: Run called twice")
 	}
 	cons, err := stream.NewConsumer(stream.ConsumerConfig{
-		Brokers: d.cfg.Brokers, Group: d.cfg.Group, Topics: []string{stream.TopicWarnings}, MaxBatch: 100,
+		Brokers: d.cfg.Brokers, TLS: d.cfg.KafkaTLS, Group: d.cfg.Group, Topics: []string{stream.TopicWarnings}, MaxBatch: 100,
 	}, d.HandleBatch, d.logger)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,6 +30,9 @@ type EmbeddedConfig struct {
 	// DataDir, when set, persists the log to this folder so it survives a
 	// restart. Default: memory only.
 	DataDir string
+	// TLS, when set, makes the broker accept only TLS connections (for
+	// testing --kafka-tls*). Default plain TCP.
+	TLS *tls.Config
 }
 
 // StartEmbeddedBroker starts the broker and creates every classpulse topic.
@@ -58,6 +62,9 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.ClusterID("classpulse-embedded"),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
 	if cfg.DataDir != "" {
 		opts = append(opts, kfake.DataDir(cfg.DataDir))

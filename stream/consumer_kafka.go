@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -44,8 +45,9 @@ type ConsumerConfig struct {
 	// ShutdownGrace bounds how long a batch in flight may still run after
 	// the context is cancelled. Default 10s.
 	ShutdownGrace time.Duration
-	// Dialer overrides connection set-up (TLS, SASL). Default plain TCP.
-	Dialer *kafka.Dialer
+	// TLS, when set, makes the consumer connect over TLS (see
+	// config.TLS.Client for --kafka-tls*). Default plain TCP.
+	TLS *tls.Config
 }
 
 func (c *ConsumerConfig) applyDefaults() {
@@ -112,7 +114,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		Brokers:           c.cfg.Brokers,
 		GroupID:           c.cfg.Group,
 		GroupTopics:       c.cfg.Topics,
-		Dialer:            c.cfg.Dialer,
+		Dialer:            NewDialer("classpulse", c.cfg.TLS),
 		MinBytes:          1,
 		MaxBytes:          16 << 20,
 		MaxWait:           2 * time.Second, // kafka-go keeps a quarter of it as RTT slack; MinBytes 1 still returns at once

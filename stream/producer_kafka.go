@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,8 +31,25 @@ type ProducerConfig struct {
 	Async bool
 	// ClientID names the producer to the broker. Default "classpulse".
 	ClientID string
-	// Transport overrides the connection set-up (TLS, SASL). Default plain TCP.
+	// TLS, when set, makes the producer's own transport speak TLS (see
+	// config.TLS.Client for --kafka-tls*). Default plain TCP.
+	TLS *tls.Config
+	// Transport overrides the connection set-up entirely (TLS is then
+	// ignored); for a caller that shares one transport between clients.
+	// Default: one the producer makes, with TLS.
 	Transport *kafka.Transport
+}
+
+// NewTransport is the connection set-up of every classpulse producer and
+// admin client: TLS when tc is not nil, plain TCP otherwise.
+func NewTransport(clientID string, tc *tls.Config) *kafka.Transport {
+	return &kafka.Transport{ClientID: clientID, TLS: tc}
+}
+
+// NewDialer is the connection set-up of every classpulse consumer: TLS
+// when tc is not nil, plain TCP otherwise.
+func NewDialer(clientID string, tc *tls.Config) *kafka.Dialer {
+	return &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true, TLS: tc}
 }
 
 func (c *ProducerConfig) applyDefaults() {
@@ -85,7 +103,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 	logger = logger.With("component", "producer")
 	transport, own := cfg.Transport, (*kafka.Transport)(nil)
 	if transport == nil {
-		transport = &kafka.Transport{ClientID: cfg.ClientID}
+		transport = NewTransport(cfg.ClientID, cfg.TLS)
 		own = transport
 	}
 	w := &kafka.Writer{

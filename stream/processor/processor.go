@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type PolicySource interface {
 type Config struct {
 	// Brokers are the Kafka bootstrap host:port pairs.
 	Brokers []string
+	// KafkaTLS, when set, makes every Kafka client of the processor (its
+	// consumer groups and the rebuild reader) speak TLS (--kafka-tls*).
+	// Default plain TCP.
+	KafkaTLS *tls.Config
 	// Group is the consumer group of the per-student stage.
 	// Default "classpulse-processor".
 	Group string
@@ -191,7 +196,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < p.cfg.Members; i++ {
 		students, err := stream.NewConsumer(stream.ConsumerConfig{
-			Brokers: p.cfg.Brokers, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
+			Brokers: p.cfg.Brokers, TLS: p.cfg.KafkaTLS, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
 		}, p.HandleBatch, p.logger)
 		if err != nil {
 			return err
@@ -214,7 +219,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	})
 	if !p.cfg.NoClassStage {
 		class, err := stream.NewConsumer(stream.ConsumerConfig{
-			Brokers: p.cfg.Brokers, Group: p.cfg.ClassGroup, Topics: []string{stream.TopicTiles}, MaxBatch: p.cfg.MaxBatch,
+			Brokers: p.cfg.Brokers, TLS: p.cfg.KafkaTLS, Group: p.cfg.ClassGroup, Topics: []string{stream.TopicTiles}, MaxBatch: p.cfg.MaxBatch,
 		}, p.HandleTiles, p.logger)
 		if err != nil {
 			return err

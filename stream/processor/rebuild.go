@@ -51,7 +51,7 @@ func (p *Processor) Rebuild(ctx context.Context) (RebuildStats, error) {
 	st.KeysDeleted = deleted
 	p.store.Forget()
 	p.logger.Info("rebuild: student state wiped", "keys", deleted)
-	tr := &kafka.Transport{ClientID: "classpulse-rebuild"}
+	tr := stream.NewTransport("classpulse-rebuild", p.cfg.KafkaTLS)
 	defer tr.CloseIdleConnections()
 	ends, err := p.partitionEnds(ctx, tr, append(append([]string{}, stream.InputTopics...), stream.TopicWarnings))
 	if err != nil {
@@ -203,7 +203,7 @@ func (p *Processor) partitionEnds(ctx context.Context, tr *kafka.Transport, topi
 // consumer group.
 func (p *Processor) readRange(ctx context.Context, e partEnd, f func(stream.Message) error) error {
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: p.cfg.Brokers, Topic: e.topic, Partition: e.partition,
+		Brokers: p.cfg.Brokers, Topic: e.topic, Partition: e.partition, Dialer: stream.NewDialer("classpulse-rebuild", p.cfg.KafkaTLS),
 		MinBytes: 1, MaxBytes: 16 << 20, MaxWait: 500 * time.Millisecond,
 	})
 	defer r.Close()
