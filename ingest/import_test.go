@@ -83,14 +83,31 @@ func TestImportRosterWritesProfilesAndDashboardRoster(t *testing.T) {
 	}
 }
 
+func TestImportRosterKeepsTheUnder14FlagForTheGuardianConsentRule(t *testing.T) {
+	ctx := context.Background()
+	rdb := redisClient(t)
+	im, err := NewImporter(ImportConfig{Kind: KindRoster}, rdb, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := im.Import(ctx, table(t, "roster.csv", "student,minor,under_14\nk1,1,1\nk2,1,0\nk3,1,\n")); err != nil {
+		t.Fatal(err)
+	}
+	for student, want := range map[string]string{"k1": "1", "k2": "0", "k3": "0"} {
+		if got, _ := rdb.HGet(ctx, state.ProfileKey(student), "under_14").Result(); got != want {
+			t.Errorf("%s under_14 = %q, want %q", student, got, want)
+		}
+	}
+}
+
 func TestImportReportsRowErrorsAndWritesNothing(t *testing.T) {
 	ctx := context.Background()
-	bad := "student,class,minor,graduation_year,guardian\n" +
-		"s1,C1,1,2026,g1\n" +
-		"{s2},C1,0,2026,\n" +
-		"s3,C 1,maybe,20x6,\n" +
-		"s4,C1,0,2026,g4\n" +
-		"s1,C2,1,2026,\n"
+	bad := "student,class,minor,under_14,graduation_year,guardian\n" +
+		"s1,C1,1,1,2026,g1\n" +
+		"{s2},C1,0,,2026,\n" +
+		"s3,C 1,maybe,,20x6,\n" +
+		"s4,C1,0,1,2026,g4\n" +
+		"s1,C2,1,,2026,\n"
 	for _, c := range []struct {
 		name   string
 		dryRun bool
@@ -107,7 +124,7 @@ func TestImportReportsRowErrorsAndWritesNothing(t *testing.T) {
 			}
 			want := []RowError{
 				{Row: 3, Column: "student"}, {Row: 4, Column: "class"}, {Row: 4, Column: "minor"},
-				{Row: 4, Column: "graduation_year"}, {Row: 5, Column: "guardian"}, {Row: 6, Column: ""},
+				{Row: 4, Column: "graduation_year"}, {Row: 5, Column: "under_14"}, {Row: 5, Column: "guardian"}, {Row: 6, Column: ""},
 			}
 			if len(rep.Errors) != len(want) {
 				t.Fatalf("errors %+v, want %d", rep.Errors, len(want))

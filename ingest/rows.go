@@ -24,7 +24,7 @@ var Kinds = []string{KindRoster, KindContacts, KindGrades, KindSignals}
 
 // columns per kind; required ones first, marked with a trailing "!".
 var columns = map[string][]string{
-	KindRoster: {"student!", "name", "class", "unit", "minor", "wants_degree", "graduation_year",
+	KindRoster: {"student!", "name", "class", "unit", "minor", "under_14", "wants_degree", "graduation_year",
 		"foreign_language_passed", "counsellor", "class_teacher", "guardian"},
 	KindContacts: {"id!", "role!", "name", "email", "webhook"},
 	KindGrades:   {"student!", "course!", "term!", "score!", "passed", "elective", "core", "date"},
@@ -192,7 +192,7 @@ func parseRoster(r *rowReader) *profileRow {
 		}
 	}
 	p.entry.Class, p.entry.Unit = p.fields["class"], p.fields["unit"]
-	for _, c := range []string{"minor", "wants_degree", "foreign_language_passed"} {
+	for _, c := range []string{"minor", "under_14", "wants_degree", "foreign_language_passed"} {
 		if has(c) {
 			if v, ok := r.boolean(c); ok {
 				p.fields[c] = flag01(v)
@@ -214,6 +214,9 @@ func parseRoster(r *rowReader) *profileRow {
 		if has(c) {
 			p.fields[c+"s"] = strings.Join(r.idents(c), ",")
 		}
+	}
+	if p.fields["under_14"] == "1" && p.fields["minor"] == "0" {
+		r.fail("under_14", "a student under 14 is a minor; minor says 0")
 	}
 	if p.fields["guardians"] != "" && p.fields["minor"] == "0" {
 		// Guardians see warnings of minors only (DESIGN.md §1); an adult's

@@ -16,13 +16,15 @@
 --   5 grades   hash  "term|course" -> "score|passed|elective|core"
 --   6 consent  hash  scope -> "granted|ts|policy_version|guardian"
 --   7 warn     string  the student's open warnings (JSON, owned by the rules)
---   8 profile  hash  roster facts (class, unit, minor, …), read only here
+--   8 profile  hash  roster facts (class, unit, minor, under_14, …), read
+--                    only here
 --
 -- ARGV: 1 kind (live|click|grade|consent), 2 offset field, 3 offset,
 --       4 event second (unix), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed), 1 applied, 2 refused (camera consent revoked), 3 erased,
+-- changed), 1 applied, 2 refused (camera consent revoked, or a student
+-- under 14 without a guardian's camera consent), 3 erased,
 -- 4 stale (live: the caller's copy is not what Redis holds; nothing
 -- changed), 5 late (live: older than the horizon, only the offset moved).
 
@@ -53,6 +55,12 @@ if kind == 'live' then
   redis.call('HSET', KEYS[1], offField, ARGV[3])
   local cam = redis.call('HGET', KEYS[6], 'camera')
   if cam and string.sub(cam, 1, 1) == '0' then
+    return {2}
+  end
+  -- A student the roster marks under 14 is captured only on a guardian's
+  -- camera consent (the consent record's fourth part names the guardian).
+  if redis.call('HGET', KEYS[8], 'under_14') == '1' and
+      not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
     return {2}
   end
   local mode = ARGV[7]

@@ -125,7 +125,7 @@ type Status int
 const (
 	Duplicate Status = iota // already applied: redelivery, nothing changed
 	Applied
-	Refused // a score after camera consent was revoked
+	Refused // a score after camera consent was revoked, or of a student under 14 without a guardian's consent
 	Erased  // consent revoked: camera-derived state deleted
 	Late    // a score older than the live horizon: only the offset moved
 )

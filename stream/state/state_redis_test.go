@@ -360,3 +360,44 @@ func TestSecondOlderThanEveryWindowFillsItsBucketInRedis(t *testing.T) {
 		t.Fatalf("bucket of second 50 = %q, want two samples summing attention 0+1", got)
 	}
 }
+
+func TestStudentUnder14IsCapturedOnlyOnAGuardiansConsent(t *testing.T) {
+	cases := []struct {
+		name     string
+		under14  string
+		consent  *stream.Consent
+		want     Status
+		stateful bool
+	}{
+		{"under 14, no consent recorded", "1", nil, Refused, false},
+		{"under 14, the student's own yes", "1", &stream.Consent{Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "2026-1"}, Refused, false},
+		{"under 14, a guardian's yes", "1", &stream.Consent{Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "2026-1", Guardian: "parent-1"}, Applied, true},
+		{"under 14, a guardian's no", "1", &stream.Consent{Scope: stream.ScopeCamera, Granted: false, PolicyVersion: "2026-1", Guardian: "parent-1"}, Refused, false},
+		{"14 or older, the student's own yes", "0", &stream.Consent{Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "2026-1"}, Applied, true},
+		{"no roster flag, no consent event", "", nil, Applied, true},
+	}
+	s := newStore(t)
+	ctx := context.Background()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			student := fmt.Sprintf("kid%d", i)
+			if c.under14 != "" {
+				if err := s.Client().HSet(ctx, ProfileKey(student), "under_14", c.under14).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c.consent != nil {
+				c.consent.Header = stream.NewHeader(student, t0)
+				apply(t, s, Op{Event: c.consent, Topic: stream.TopicConsent, Offset: 1})
+			}
+			res := apply(t, s, Op{Event: score(student, 1, 1, 1), Topic: stream.TopicScores, Offset: 1})
+			if res[0].Status != c.want {
+				t.Fatalf("score: %v, want %v", res[0].Status, c.want)
+			}
+			n, _ := s.Client().Exists(ctx, LiveKey(student)).Result()
+			if (n == 1) != c.stateful {
+				t.Fatalf("live key exists=%v, want %v", n == 1, c.stateful)
+			}
+		})
+	}
+}
