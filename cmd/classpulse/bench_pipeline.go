@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/classpulse/classpulse/internal/config"
-	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/classpulse/classpulse/stream/processor"
@@ -63,21 +62,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	addr := *redisAddr
-	if addr == "" {
-		dir, err := os.MkdirTemp("", "classpulse-bench-redis-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := testenv.NewRedis(dir)
-		if err != nil {
-			return err
-		}
-		defer srv.Stop()
-		addr = srv.Addr
-		fmt.Fprintf(out, "redis-server child on %s\n", addr)
+	addr, stopRedis, err := benchRedis(*redisAddr, out)
+	if err != nil {
+		return err
 	}
+	defer stopRedis()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
 	defer rdb.Close()
 	if err := rdb.FlushAll(ctx).Err(); err != nil {

@@ -5,14 +5,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/internal/config"
-	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/profile"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
@@ -41,21 +39,11 @@ func benchProfileState(ctx context.Context, args []string, out io.Writer) error 
 	if *students < 3 || *students > 1_000_000 || *clicks < 1 || *clicks > 1000 {
 		return fmt.Errorf("bench profile-state: --students must be in 3..1000000 and --clicks in 1..1000")
 	}
-	addr := *redisAddr
-	if addr == "" {
-		dir, err := os.MkdirTemp("", "classpulse-bench-redis-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := testenv.NewRedis(dir)
-		if err != nil {
-			return err
-		}
-		defer srv.Stop()
-		addr = srv.Addr
-		fmt.Fprintf(out, "redis-server child on %s\n", addr)
+	addr, stopRedis, err := benchRedis(*redisAddr, out)
+	if err != nil {
+		return err
 	}
+	defer stopRedis()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
 	defer rdb.Close()
 	if n, err := rdb.DBSize(ctx).Result(); err != nil {

@@ -91,20 +91,11 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	}
 	logger := slog.New(errorCounter{Handler: base.Handler(), n: &errorLogs, on: &counting})
 
-	addr := *redisAddr
-	if addr == "" {
-		dir, err := os.MkdirTemp("", "classpulse-soak-redis-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		srv, err := testenv.NewRedis(dir)
-		if err != nil {
-			return err
-		}
-		defer srv.Stop()
-		addr = srv.Addr
+	addr, stopRedis, err := benchRedis(*redisAddr, nil)
+	if err != nil {
+		return err
 	}
+	defer stopRedis()
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
 	defer rdb.Close()
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
