@@ -28,6 +28,7 @@ func init() {
 // common holds the flags shared by run and the consent commands.
 type common struct {
 	brokers  config.List
+	kafkaTLS config.TLS
 	stateDir string
 	student  string
 	logLevel string
@@ -41,6 +42,7 @@ type common struct {
 func (c *common) flags(fs *flag.FlagSet) {
 	c.brokers = config.List{"127.0.0.1:9092"}
 	fs.Var(&c.brokers, "brokers", "Kafka bootstrap brokers host:port,…")
+	c.kafkaTLS.Register(fs, "kafka", "Kafka")
 	fs.StringVar(&c.stateDir, "state-dir", defaultStateDir(), "local folder for the consent record and the event spool")
 	fs.StringVar(&c.student, "student", "", "student id (required)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn, error")
@@ -94,11 +96,15 @@ func (c *common) consentPath() string { return filepath.Join(c.stateDir, "consen
 // commands use different spools: a spool has one writer, and `consent
 // revoke` is meant to be run while `run` is capturing.
 func (c *common) outbox(name string, logger *slog.Logger, reg prometheus.Registerer) (*spool.Spool, func(context.Context) error, func(), error) {
+	tc, err := c.kafkaTLS.Client()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("kafka %w (--kafka-tls*)", err)
+	}
 	sp, err := spool.Open(spool.Config{Dir: filepath.Join(c.stateDir, name), MaxBytes: c.spoolMax}, logger, reg)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: c.brokers, WriteTimeout: 5 * time.Second}, logger)
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: c.brokers, TLS: tc, WriteTimeout: 5 * time.Second}, logger)
 	if err != nil {
 		sp.Close()
 		return nil, nil, nil, err
@@ -142,6 +148,11 @@ func runCapture(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
+	// A broker that is away is fine (the spool keeps the events), but one
+	// whose certificate --kafka-tls-ca does not sign is a mistake to stop on.
+	if _, err := c.kafkaTLS.ClientChecked(ctx, c.brokers); err != nil {
+		return fmt.Errorf("kafka %w (--kafka-tls*)", err)
+	}
 	sp, deliver, closeOut, err := c.outbox("spool", logger, reg)
 	if err != nil {
 		return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,7 +21,6 @@ func runDashboard(ctx context.Context, args []string) error {
 	fs := newFlagSet("dashboard", dashboardSummary)
 	var in infra
 	in.register(fs, true, true)
-	in.registerKafkaTLS(fs)
 	var cfg dashboard.Config
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
 	var origins config.List
@@ -57,15 +55,11 @@ func runDashboard(ctx context.Context, args []string) error {
 	if err := in.checkTLS(); err != nil {
 		return err
 	}
-	transport, err := in.kafkaTransport()
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
 	if err != nil {
 		return err
 	}
-	if transport != nil && !*noQueue {
-		// The queue projector's consumer (dashboard/queue) has no TLS
-		// option yet; refuse rather than half-encrypt.
-		return errors.New("--kafka-tls*: the queue projector cannot use TLS yet; run the dashboard with --no-queue and project the queue elsewhere (docs/security.md)")
-	}
+	cfg.KafkaTLS = kafkaTLS
 	cfg.AllowedOrigins = origins
 	cfg.TrustedProxies = proxies
 	if !*noQueue {
@@ -75,7 +69,7 @@ func runDashboard(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rdb := in.redisClient()
 	defer rdb.Close()
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, Transport: transport}, logger)
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 	if err != nil {
 		return err
 	}

@@ -87,7 +87,7 @@ func TestDashboardCommandRefusesBadSecurityFlags(t *testing.T) {
 		name string
 		args []string
 	}{
-		{"kafka TLS with the queue projector", []string{"--kafka-tls-ca", files.CA}},
+		{"missing Kafka CA file", []string{"--kafka-tls-ca", files.CA + ".gone"}},
 		{"missing Redis CA file", []string{"--redis-tls-ca", files.CA + ".gone"}},
 		{"bad rate", []string{"--rate-ws-ip", "fast"}},
 		{"certificate without key", []string{"--tls-cert", files.Cert}},

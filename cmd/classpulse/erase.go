@@ -63,6 +63,10 @@ func eraseCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	logger = logger.With("component", "erase")
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 
@@ -74,7 +78,7 @@ func eraseCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	audit.Counts = rep.counts()
 
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/rules"
@@ -31,6 +31,7 @@ func (f *infra) register(fs *flag.FlagSet, withKafka, withRedis bool) {
 	if withKafka {
 		f.brokers = config.List{"127.0.0.1:9092"}
 		fs.Var(&f.brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
+		f.kafkaTLS.Register(fs, "kafka", "Kafka")
 	}
 	if withRedis {
 		fs.StringVar(&f.redis, "redis", "127.0.0.1:6379", "Redis address host:port (several, comma-separated, for a cluster)")
@@ -74,19 +75,16 @@ func (f *infra) checkTLS() error {
 	return nil
 }
 
-// registerKafkaTLS adds the --kafka-tls* flags. Only commands whose every
-// Kafka client takes the TLS set-up (kafkaTransport) register them, so a
-// command that would ignore them refuses them as unknown flags instead.
-func (f *infra) registerKafkaTLS(fs *flag.FlagSet) { f.kafkaTLS.Register(fs, "kafka", "Kafka") }
-
-// kafkaTransport is the producers' connection set-up: nil (plain TCP)
-// unless --kafka-tls* is given.
-func (f *infra) kafkaTransport() (*kafka.Transport, error) {
-	tc, err := f.kafkaTLS.Client()
-	if err != nil || tc == nil {
-		return nil, err
+// kafkaClientTLS is the TLS set-up of every Kafka client of a command
+// (--kafka-tls*), nil for plain TCP. With TLS on it shakes hands with a
+// broker now (config.TLS.ClientChecked), so a wrong CA stops the command
+// at start with a clear error instead of a consumer retrying forever.
+func (f *infra) kafkaClientTLS(ctx context.Context) (*tls.Config, error) {
+	tc, err := f.kafkaTLS.ClientChecked(ctx, f.brokers)
+	if err != nil {
+		return nil, fmt.Errorf("kafka %w (--kafka-tls*)", err)
 	}
-	return &kafka.Transport{TLS: tc, ClientID: "classpulse"}, nil
+	return tc, nil
 }
 
 // loadPolicy reads the policy file, or the embedded default when path is

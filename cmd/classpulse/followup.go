@@ -67,7 +67,11 @@ func runFollowup(ctx context.Context, args []string) error {
 		}
 		opts = append(opts, helploop.WithNotifier(d))
 	}
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 	if err != nil {
 		return err
 	}

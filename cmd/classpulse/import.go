@@ -75,7 +75,11 @@ func importCmd(ctx context.Context, args []string, out io.Writer) error {
 			defer rdb.Close()
 		}
 		if *kind == ingest.KindGrades || *kind == ingest.KindSignals {
-			p, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+			kafkaTLS, err := in.kafkaClientTLS(ctx)
+			if err != nil {
+				return err
+			}
+			p, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 			if err != nil {
 				return err
 			}
@@ -125,6 +129,8 @@ func runXAPI(ctx context.Context, args []string) error {
 	var xf xapiFlags
 	xf.register(fs, "(required; secrets of 16+ characters)")
 	printToken := fs.String("print-token", "", "print the bearer token of this source (for the LMS's LRS settings) and exit")
+	tlsCert := fs.String("tls-cert", "", "PEM certificate chain to serve HTTPS with (with --tls-key; default plain HTTP), as the dashboard's --tls-cert")
+	tlsKey := fs.String("tls-key", "", "PEM key of --tls-cert")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -140,11 +146,19 @@ func runXAPI(ctx context.Context, args []string) error {
 		fmt.Println(ingest.SourceToken(*printToken, secret))
 		return nil
 	}
+	serverTLS, err := config.ServerTLS(*tlsCert, *tlsKey)
+	if err != nil {
+		return err
+	}
 	logger, err := in.logger()
 	if err != nil {
 		return err
 	}
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 	if err != nil {
 		return err
 	}
@@ -158,7 +172,7 @@ func runXAPI(ctx context.Context, args []string) error {
 	mux := http.NewServeMux()
 	mux.Handle(ingest.XAPIPath, h)
 	mux.Handle("/", ops.Handler(reg, func(context.Context) error { return nil }))
-	return ops.Serve(ctx, *listen, mux, logger)
+	return ops.ServeTLS(ctx, *listen, mux, serverTLS, logger)
 }
 
 // xapiFlags configure the xAPI endpoint, served on its own by xapi or

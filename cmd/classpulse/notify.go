@@ -46,6 +46,9 @@ func runNotify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if cfg.KafkaTLS, err = in.kafkaClientTLS(ctx); err != nil {
+		return err
+	}
 	rdb := in.redisClient()
 	defer rdb.Close()
 	reg := prometheus.NewRegistry()

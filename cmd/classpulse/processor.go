@@ -50,6 +50,11 @@ func runProcessor(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Brokers = in.brokers
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
+	if err != nil {
+		return err
+	}
+	cfg.KafkaTLS = kafkaTLS
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rdb := in.redisClient()
@@ -62,7 +67,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers}, logger)
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS}, logger)
 	if err != nil {
 		return err
 	}

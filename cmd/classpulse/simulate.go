@@ -57,7 +57,11 @@ func runSimulate(ctx context.Context, args []string) error {
 	if *spoolDir == "" {
 		*spoolDir = defaultSimulateSpool(cfg.Session)
 	}
-	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, WriteTimeout: 5 * time.Second}, logger)
+	kafkaTLS, err := in.kafkaClientTLS(ctx)
+	if err != nil {
+		return err
+	}
+	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: in.brokers, TLS: kafkaTLS, WriteTimeout: 5 * time.Second}, logger)
 	if err != nil {
 		return err
 	}

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"time"
 )
 
 // TLS is the TLS set-up of one client connection kind (Kafka, Redis),
@@ -69,6 +72,58 @@ func (t *TLS) Client() (*tls.Config, error) {
 		c.Certificates = []tls.Certificate{pair}
 	}
 	return c, nil
+}
+
+// ClientChecked is Client, and with TLS on it also shakes hands with the
+// first of addrs (host:port) that accepts a TCP connection, so that a CA
+// that does not sign the server's certificate, a name that does not match
+// or a server that does not speak TLS stops a command at start with that
+// error, instead of its clients retrying quietly forever. Servers that
+// cannot be reached now are skipped: being down is not a TLS error, and
+// the clients retry them.
+func (t *TLS) ClientChecked(ctx context.Context, addrs []string) (*tls.Config, error) {
+	c, err := t.Client()
+	if err != nil || c == nil {
+		return c, err
+	}
+	for _, addr := range addrs {
+		err := handshake(ctx, c, addr)
+		if errors.Is(err, errUnreachable) {
+			continue
+		}
+		return c, err
+	}
+	return c, nil
+}
+
+var errUnreachable = errors.New("unreachable")
+
+// handshakeTimeout bounds the connect and the handshake of ClientChecked.
+const handshakeTimeout = 5 * time.Second
+
+func handshake(ctx context.Context, c *tls.Config, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	raw, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return errUnreachable
+	}
+	defer raw.Close()
+	c = c.Clone()
+	if c.ServerName == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("tls: %s is not host:port", addr)
+		}
+		c.ServerName = host
+	}
+	if err := tls.Client(raw, c).HandshakeContext(ctx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("tls handshake with %s: no answer within %v (does it speak TLS?): %w", addr, handshakeTimeout, err)
+		}
+		return fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return nil
 }
 
 // ServerTLS builds a server TLS configuration from a certificate chain and

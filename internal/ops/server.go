@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -35,12 +36,21 @@ func Handler(g prometheus.Gatherer, ready func(context.Context) error) http.Hand
 // Serve listens on addr and serves h until ctx ends, then shuts down
 // gracefully within 5s.
 func Serve(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+	return ServeTLS(ctx, addr, h, nil, logger)
+}
+
+// ServeTLS is Serve over TLS with tc (config.ServerTLS from --tls-cert and
+// --tls-key, as the dashboard serves); nil tc serves plain HTTP.
+func ServeTLS(ctx context.Context, addr string, h http.Handler, tc *tls.Config, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
+	if tc != nil {
+		ln = tls.NewListener(ln, tc)
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	logger.Info("operator endpoints listening", "component", "ops", "addr", ln.Addr().String())
+	logger.Info("operator endpoints listening", "component", "ops", "addr", ln.Addr().String(), "tls", tc != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

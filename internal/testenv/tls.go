@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -13,6 +14,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/classpulse/classpulse/stream"
 )
 
 // TLSFiles are PEM files of a test certificate authority and of one
@@ -68,4 +71,22 @@ func NewTLS(t testing.TB) TLSFiles {
 		}
 	}
 	return f
+}
+
+// StartTLSBroker starts the embedded Kafka-protocol broker on a free
+// loopback port accepting only TLS, with the certificate of files (see
+// NewTLS) and every classpulse topic; closed when the test ends.
+func StartTLSBroker(t testing.TB, partitions int, files TLSFiles) *stream.EmbeddedBroker {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(files.Cert, files.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: partitions,
+		TLS: &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}}, nil)
+	if err != nil {
+		t.Fatalf("embedded TLS broker: %v", err)
+	}
+	t.Cleanup(b.Close)
+	return b
 }
