@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/dashboard/queue"
+	"github.com/classpulse/classpulse/ingest"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
@@ -281,5 +286,60 @@ func TestDashboardCommandProjectsTheQueueOverTLS(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("dashboard did not stop")
+	}
+}
+
+// TestXAPICommandServesHTTPS runs `classpulse xapi` with --tls-cert and
+// --tls-key and publishing over --kafka-tls-ca to a TLS-only broker: a
+// client trusting the CA posts a statement over HTTPS and it is accepted;
+// plain HTTP to the port gets no answer.
+func TestXAPICommandServesHTTPS(t *testing.T) {
+	files := testenv.NewTLS(t)
+	broker := testenv.StartTLSBroker(t, 1, files).Addr()
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	secret := "moodle-secret-0123456789"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runXAPI(ctx, []string{"--brokers", broker, "--kafka-tls-ca", files.CA, "--listen", addr, "--xapi-sources", "moodle=" + secret,
+			"--tls-cert", files.Cert, "--tls-key", files.Key, "--log-level", "warn"})
+	}()
+	pem, err := os.ReadFile(files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 5 * time.Second}
+	stmt := `{"id":"st-tls","actor":{"account":{"homePage":"https://lms","name":"s1"}},` +
+		`"verb":{"id":"http://adlnet.gov/expapi/verbs/attempted"},` +
+		`"object":{"id":"https://lms/quiz/1","definition":{"type":"http://adlnet.gov/expapi/activities/assessment"}},` +
+		`"context":{"contextActivities":{"parent":{"id":"https://lms/course/view.php?id=LAW1","definition":{"type":"http://adlnet.gov/expapi/activities/course"}}}}}`
+	var resp *http.Response
+	testenv.WaitFor(t, 10*time.Second, "xapi endpoint answering over HTTPS", func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "https://"+addr+ingest.XAPIPath, strings.NewReader(stmt))
+		req.SetBasicAuth("moodle", ingest.SourceToken("moodle", secret))
+		var err error
+		resp, err = client.Do(req)
+		return err == nil
+	})
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"accepted":1`) {
+		t.Fatalf("status %d: %s", resp.StatusCode, body)
+	}
+	if r, err := (&http.Client{Timeout: 3 * time.Second}).Get("http://" + addr + "/healthz"); err == nil {
+		r.Body.Close()
+		if r.StatusCode == 200 {
+			t.Fatal("plain HTTP was served on the TLS port")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("xapi returned %v after cancel", err)
 	}
 }
