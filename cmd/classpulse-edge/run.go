@@ -135,6 +135,11 @@ func runCapture(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A broker that is away is fine (the spool keeps the events), but one
+	// whose certificate --kafka-tls-ca does not sign is a mistake to stop on.
+	if _, err := c.kafkaTLS.ClientChecked(ctx, c.brokers); err != nil {
+		return fmt.Errorf("kafka %w (--kafka-tls*)", err)
+	}
 	if wc.EmotionOff, err = vision.EmotionForbidden(*jur); err != nil {
 		return err
 	}
@@ -148,11 +153,6 @@ func runCapture(ctx context.Context, args []string) error {
 		return err
 	}
 	defer m.Close()
-	// A broker that is away is fine (the spool keeps the events), but one
-	// whose certificate --kafka-tls-ca does not sign is a mistake to stop on.
-	if _, err := c.kafkaTLS.ClientChecked(ctx, c.brokers); err != nil {
-		return fmt.Errorf("kafka %w (--kafka-tls*)", err)
-	}
 	sp, deliver, closeOut, err := c.outbox("spool", logger, reg)
 	if err != nil {
 		return err
