@@ -136,6 +136,9 @@ func TestCommandsRefuseABrokerTheirKafkaCADoesNotSign(t *testing.T) {
 		{"dashboard", runDashboard, []string{"--redis", r.Addr, "--addr", "127.0.0.1:0"}},
 		{"simulate", runSimulate, []string{"--spool-dir", t.TempDir(), "--for", "1m"}},
 		{"xapi", runXAPI, []string{"--listen", "127.0.0.1:0", "--xapi-sources", "moodle=0123456789abcdef0123"}},
+		{"followup", runFollowup, []string{"--redis", r.Addr, "--listen", ""}},
+		{"notify", runNotify, []string{"--redis", r.Addr, "--listen", "", "--routes", "../../notify/testdata/routes.json"}},
+		{"erase", func(ctx context.Context, args []string) error { return eraseCmd(ctx, args, io.Discard) }, []string{"--redis", r.Addr, "--student", "stu-A"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
