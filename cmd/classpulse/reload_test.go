@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,7 +45,8 @@ func TestSIGHUPReloadsThePolicyAndKeepsTheLastGoodOne(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- reloadOnHUP(ctx, h, path, slog.New(slog.DiscardHandler)) }()
+	var logs syncBuffer
+	go func() { done <- reloadOnHUP(ctx, h, path, slog.New(slog.NewTextHandler(&logs, nil))) }()
 
 	hupUntil := func(what string, ok func() bool) {
 		t.Helper()
@@ -76,6 +79,11 @@ func TestSIGHUPReloadsThePolicyAndKeepsTheLastGoodOne(t *testing.T) {
 				if got := h.Policy().Name; got != c.want {
 					t.Fatalf("policy %q after SIGHUP, want %q kept", got, c.want)
 				}
+				// The file was read and refused, not ignored.
+				testenv.WaitFor(t, 5*time.Second, "a refused reload logged", func() bool {
+					return strings.Contains(logs.String(), "policy reload failed")
+				})
+				logs.Reset()
 				return
 			}
 			hupUntil("policy "+c.want+" in force", func() bool { return h.Policy().Name == c.want })
@@ -85,4 +93,29 @@ func TestSIGHUPReloadsThePolicyAndKeepsTheLastGoodOne(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("reloadOnHUP: %v", err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer the reload goroutine writes and the test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
