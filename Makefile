@@ -51,7 +51,7 @@ fuzz:
 		./stream:FuzzDecode ./stream:FuzzDecodeFastMatchesReference \
 		./rules:FuzzLoadPolicy \
 		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody ./dashboard:FuzzClientIP \
-		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace \
+		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace ./vision/models:FuzzParseTFLite \
 		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./profile/learner:FuzzParse ./stream/replay:FuzzParseLine \
 		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \
 		./stream/state:FuzzRollingMatchesReference \

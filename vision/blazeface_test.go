@@ -104,7 +104,7 @@ func TestUnknownDetectorChainIsAnError(t *testing.T) {
 			t.Errorf("%q: %v", c, err)
 		}
 	}
-	for _, c := range []string{"mtcnn", "BlazeFace", "haar+"} {
+	for _, c := range []string{"retinaface", "MTCNN", "BlazeFace", "haar+"} {
 		if err := CheckChain(c); err == nil {
 			t.Errorf("%q accepted", c)
 		}

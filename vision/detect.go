@@ -92,8 +92,9 @@ type DetectConfig struct {
 	// TrackQ is the pigo score a followed face must keep. Default 3 (as
 	// ConfirmQ).
 	TrackQ float64
-	// MTCNNWidth is the width the frame is scaled to (never up) for the
-	// mtcnn chain. Default 640.
+	// MTCNNWidth is the width the colour frame is scaled to (never up) for
+	// the mtcnn chain. Default Width: the same detection image size as the
+	// other chains (docs/edge.md measures 320, 480 and 640).
 	MTCNNWidth int
 	// MTCNNMinFace is the smallest face side the mtcnn chain looks for, in
 	// pixels of the MTCNNWidth image: it sets the first pyramid level.
@@ -124,7 +125,7 @@ func (c *DetectConfig) applyDefaults() {
 		c.TrackQ = 3
 	}
 	if c.MTCNNWidth <= 0 {
-		c.MTCNNWidth = 640
+		c.MTCNNWidth = c.Width
 	}
 	if c.MTCNNMinFace <= 0 {
 		c.MTCNNMinFace = 20

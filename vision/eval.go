@@ -219,13 +219,21 @@ func DemoEvalImages(m *Models, demoDir string) ([]EvalImage, error) {
 // image repeat times and scores the boxes of the first run against the
 // truth.
 func EvaluateDetectors(m *Models, imgs []EvalImage, chains []string, repeat int) ([]DetectorResult, error) {
+	return EvaluateDetectorsWith(m, imgs, DetectConfig{}, chains, repeat)
+}
+
+// EvaluateDetectorsWith is EvaluateDetectors with the settings of base
+// (its Chain replaced by each chain in turn, tracking off).
+func EvaluateDetectorsWith(m *Models, imgs []EvalImage, base DetectConfig, chains []string, repeat int) ([]DetectorResult, error) {
 	repeat = max(repeat, 1)
 	var out []DetectorResult
 	for _, chain := range chains {
 		if err := CheckChain(chain); err != nil {
 			return nil, err
 		}
-		d := newDetector(m, DetectConfig{Chain: chain})
+		cfg := base
+		cfg.Chain, cfg.Track = chain, 0
+		d := newDetector(m, cfg)
 		r := DetectorResult{Chain: chain, PerImageMisses: map[string]int{}}
 		var times []float64
 		for _, e := range imgs {

@@ -124,7 +124,7 @@ func TestEveryDetectorChainFindsFacesOnlyOnPeople(t *testing.T) {
 			t.Errorf("default chain %s: masked face found %v, %d false positives", r.Chain, r.MaskedFound, r.FP)
 		}
 	}
-	if _, err := EvaluateDetectors(m, imgs, []string{"mtcnn"}, 1); err == nil {
+	if _, err := EvaluateDetectors(m, imgs, []string{"retinaface"}, 1); err == nil {
 		t.Error("unknown chain accepted")
 	}
 }

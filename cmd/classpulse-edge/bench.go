@@ -28,6 +28,9 @@ func benchDetectors(ctx context.Context, args []string) error {
 	threads := fs.Int("threads", 1, "OpenCV threads (1: the one-core target)")
 	repeat := fs.Int("repeat", 5, "timed full detections per image and chain")
 	chains := fs.String("detectors", strings.Join(vision.Chains, ","), "comma-separated chains to compare")
+	var base vision.DetectConfig
+	fs.IntVar(&base.MTCNNWidth, "mtcnn-width", 0, "width the frame is scaled to for the mtcnn chain (0: the detection width, 320)")
+	fs.IntVar(&base.MTCNNMinFace, "mtcnn-min-face", 0, "smallest face side the mtcnn chain looks for, in pixels of that image (0: 20)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +49,7 @@ func benchDetectors(ctx context.Context, args []string) error {
 			e.Img.Close()
 		}
 	}()
-	res, err := vision.EvaluateDetectors(m, imgs, strings.Split(*chains, ","), *repeat)
+	res, err := vision.EvaluateDetectorsWith(m, imgs, base, strings.Split(*chains, ","), *repeat)
 	if err != nil {
 		return err
 	}

@@ -59,13 +59,13 @@ func TestBenchRefusesUnknownDetectors(t *testing.T) {
 		run  func() error
 	}{
 		{"bench detectors", func() error {
-			return benchDetectors(context.Background(), []string{"--model-dir", modelDir, "--demo", demoDir, "--detectors", "mtcnn"})
+			return benchDetectors(context.Background(), []string{"--model-dir", modelDir, "--demo", demoDir, "--detectors", "retinaface"})
 		}},
 		{"bench --video", func() error {
-			return bench(context.Background(), []string{"--video", "x.avi", "--detector", "mtcnn"})
+			return bench(context.Background(), []string{"--video", "x.avi", "--detector", "retinaface"})
 		}},
 		{"score", func() error {
-			return scoreImage(context.Background(), []string{"--image", "x.jpg", "--detector", "mtcnn"})
+			return scoreImage(context.Background(), []string{"--image", "x.jpg", "--detector", "retinaface"})
 		}},
 		{"bench detectors without photos", func() error {
 			return benchDetectors(context.Background(), []string{"--model-dir", modelDir, "--demo", t.TempDir()})

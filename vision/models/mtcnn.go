@@ -128,6 +128,16 @@ func (n *MTCNNNet) simplify() error {
 		return i, &m.Ops[i]
 	}
 	nin := func(op *TFLOp, k int) bool { return op != nil && len(op.Inputs) == k }
+	for i, op := range m.Ops {
+		if len(op.Outputs) != 1 {
+			return fmt.Errorf("%w: operator %d (%s) has %d outputs", ErrTFLite, i, TFLOpName(op.Code), len(op.Outputs))
+		}
+		for _, t := range op.Inputs {
+			if t < 0 { // an omitted optional input: none in these nets
+				return fmt.Errorf("%w: operator %d (%s) omits an input", ErrTFLite, i, TFLOpName(op.Code))
+			}
+		}
+	}
 	absorbed := map[int]bool{}
 	fused := map[int]mtStep{}
 	for i := range m.Ops {
@@ -364,6 +374,9 @@ func (n *MTCNNNet) ONNX(version string) ([]byte, error) {
 				// TFLite flattens NHWC (h, w, c); the ONNX graph holds
 				// NCHW and flattens (c, h, w): reorder the weights' inputs.
 				xs := m.Tensors[s.in].Shape
+				if len(xs) != 4 || xs[1]*xs[2]*xs[3] != k {
+					return nil, fmt.Errorf("%w: FULLY_CONNECTED on a feature map %v for %d inputs", ErrTFLite, xs, k)
+				}
 				h, wd, c := xs[1], xs[2], xs[3]
 				data = make([]float32, len(w.Data))
 				for o := 0; o < out; o++ {
@@ -453,6 +466,9 @@ func (n *MTCNNNet) Forward(in []float32, batch, h, w int) (map[string][]float32,
 		}
 		var y nhwc
 		var err error
+		if err := refCheck(op, args); err != nil {
+			return nil, err
+		}
 		switch op.Code {
 		case TFLConv2D:
 			y = refConv(args[0], args[1], args[2], op)
@@ -508,6 +524,52 @@ func (n *MTCNNNet) Forward(in []float32, batch, h, w int) (map[string][]float32,
 		out[name] = v.d
 	}
 	return out, nil
+}
+
+// refCheck checks the operands' run-time shapes before an op reads them.
+func refCheck(op TFLOp, args []nhwc) error {
+	bad := func() error {
+		return fmt.Errorf("mtcnn reference: %s on operands of the wrong shape", TFLOpName(op.Code))
+	}
+	elems := func(s []int) int {
+		n := 1
+		for _, d := range s {
+			n *= d
+		}
+		return n
+	}
+	for _, a := range args {
+		if elems(a.shape) != len(a.d) && a.d != nil {
+			return bad()
+		}
+	}
+	switch op.Code {
+	case TFLConv2D:
+		if len(args) != 3 || len(args[0].shape) != 4 || len(args[1].shape) != 4 || args[0].shape[3] != args[1].shape[3] ||
+			len(args[2].d) != args[1].shape[0] || op.StrideW < 1 || op.StrideH < 1 ||
+			args[0].shape[1] < args[1].shape[1] || args[0].shape[2] < args[1].shape[2] {
+			return bad()
+		}
+	case TFLMaxPool2D:
+		if len(args) != 1 || len(args[0].shape) != 4 || op.StrideW < 1 || op.StrideH < 1 || op.FilterW < 1 || op.FilterH < 1 ||
+			args[0].shape[1] < op.FilterH || args[0].shape[2] < op.FilterW {
+			return bad()
+		}
+	case TFLFullyConn:
+		if len(args) != 3 || len(args[1].shape) != 2 || args[1].shape[1] == 0 || len(args[0].d)%args[1].shape[1] != 0 ||
+			len(args[2].d) != args[1].shape[0] {
+			return bad()
+		}
+	case TFLAdd, TFLSub, TFLMul, TFLDiv, TFLSum, TFLReduceMax:
+		if len(args) != 2 {
+			return bad()
+		}
+	default:
+		if len(args) != 1 {
+			return bad()
+		}
+	}
+	return nil
 }
 
 // tfPad is TF's padding: output size and leading pad.
