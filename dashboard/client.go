@@ -106,7 +106,7 @@ type pendingFrame struct {
 type client struct {
 	s    *Server
 	conn *websocket.Conn
-	cork *corkWriter // under conn's write buffer
+	fw   *frameWriter // writes the connection (data and control frames)
 	p    *Principal
 
 	// The send queue: at most cfg.SendQueue frames; scheduled while the
@@ -115,8 +115,10 @@ type client struct {
 	q         []*outFrame
 	spare     []*outFrame
 	scheduled bool
-	// room is signalled after each drain, for a catch-up waiting for room.
-	room chan struct{}
+	// room is signalled after each drain while roomWanted (a catch-up
+	// waiting for room in the queue).
+	room       chan struct{}
+	roomWanted atomic.Bool
 
 	// writeStart is when the write in progress began (Unix ns), 0 when
 	// idle; the hub's watchdog drops a client stuck past the deadline.
@@ -130,7 +132,8 @@ type client struct {
 
 	killOnce sync.Once
 	reason   string
-	dead     chan struct{}
+	dead     chan struct{} // closed when killed, just after gone is set
+	gone     atomic.Bool
 
 	mu         sync.Mutex
 	catchingUp bool
@@ -138,28 +141,27 @@ type client struct {
 	lastWarn   streamID
 }
 
-func (c *client) isDead() bool {
-	select {
-	case <-c.dead:
-		return true
-	default:
-		return false
-	}
-}
+func (c *client) isDead() bool { return c.gone.Load() }
 
 // kill disconnects the client at once, without a close handshake that a
 // slow reader could stall.
 func (c *client) kill(reason string) {
 	c.killOnce.Do(func() {
 		c.reason = reason
+		c.gone.Store(true)
 		close(c.dead)
 		_ = c.conn.CloseNow()
 	})
 }
 
 // enqueue offers a frame without blocking; a full queue drops the client.
-func (c *client) enqueue(f *outFrame) {
-	switch c.tryEnqueue(f) {
+func (c *client) enqueue(f *outFrame) { c.enqueueTo(f, nil) }
+
+// enqueueTo is enqueue for a broadcast: when later is not nil, a client
+// that needs a writer is appended to it instead of scheduled at once, and
+// the caller schedules them all together (writerPool.scheduleAll).
+func (c *client) enqueueTo(f *outFrame, later *[]*client) {
+	switch c.tryEnqueue(f, later) {
 	case queueFull:
 		c.kill(reasonSlow)
 	}
@@ -174,8 +176,8 @@ const (
 )
 
 // tryEnqueue appends f to the send queue if there is room, and hands the
-// client to the writer pool if it is not there already.
-func (c *client) tryEnqueue(f *outFrame) enqueueResult {
+// client to the writer pool (or to later) if it is not there already.
+func (c *client) tryEnqueue(f *outFrame, later *[]*client) enqueueResult {
 	c.qmu.Lock()
 	if c.isDead() {
 		c.qmu.Unlock()
@@ -190,14 +192,18 @@ func (c *client) tryEnqueue(f *outFrame) enqueueResult {
 	c.scheduled = true
 	c.qmu.Unlock()
 	if sched {
-		c.s.hub.writers.schedule(c)
+		if later != nil {
+			*later = append(*later, c)
+		} else {
+			c.s.hub.writers.schedule(c)
+		}
 	}
 	return queued
 }
 
 // offerWarning enqueues a live warning unless it was already sent (during
 // a catch-up); while catching up, it is held and sent after the catch-up.
-func (c *client) offerWarning(id streamID, frame *outFrame) {
+func (c *client) offerWarning(id streamID, frame *outFrame, later *[]*client) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.catchingUp {
@@ -212,7 +218,7 @@ func (c *client) offerWarning(id streamID, frame *outFrame) {
 		return
 	}
 	c.lastWarn = id
-	c.enqueue(frame)
+	c.enqueueTo(frame, later)
 }
 
 // ping checks that the peer is alive: a ping without its pong within the
@@ -279,6 +285,7 @@ func (c *client) closeWith(label string, code websocket.StatusCode, reason strin
 	c.killOnce.Do(func() {
 		closed = true
 		c.reason = label
+		c.gone.Store(true)
 		close(c.dead)
 		if len(reason) > 120 {
 			reason = reason[:120]
@@ -329,7 +336,11 @@ func (c *client) handle(ctx context.Context, m *clientMsg) error {
 		if err != nil {
 			return err
 		}
-		c.enqueue(newFrame(ackFrame{Type: "subscribed", Channel: m.Channel, Last: last}))
+		// After a catch-up the queue may be full: wait for room as the
+		// catch-up did rather than drop the client.
+		if err := c.sendBlocking(ctx, newFrame(ackFrame{Type: "subscribed", Channel: m.Channel, Last: last})); err != nil {
+			return err
+		}
 	case chanClass:
 		h.mu.Lock()
 		addTo(h.classSubs, arg, c)
@@ -411,9 +422,13 @@ func (c *client) catchUp(ctx context.Context, m *clientMsg) (string, error) {
 // sendBlocking queues a catch-up frame, waiting (within the write timeout)
 // for room: a catch-up may be longer than the queue.
 func (c *client) sendBlocking(ctx context.Context, f *outFrame) error {
+	// Set before the first try: a drain after a try that found the queue
+	// full sees it and signals room.
+	c.roomWanted.Store(true)
+	defer c.roomWanted.Store(false)
 	var t *time.Timer
 	for {
-		switch c.tryEnqueue(f) {
+		switch c.tryEnqueue(f, nil) {
 		case queued:
 			if t != nil {
 				t.Stop()
@@ -459,7 +474,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 		return
 	}
 	conn.SetReadLimit(s.cfg.MaxMessageBytes)
-	c := &client{s: s, conn: conn, cork: bufs.cork, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
+	c := &client{s: s, conn: conn, fw: bufs.fw, p: p, room: make(chan struct{}, 1), dead: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(r.Context()))
 	c.nextPing.Store(time.Now().Add(s.hub.pingEvery).UnixNano())
 	if !s.hub.add(c) {
@@ -477,8 +492,10 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request, p *Principal) {
 
 // wsReadBuffer is the read buffer of a WebSocket: clients send only short
 // control frames (subscribe, ping), and a larger frame is still read whole.
-// wsWriteBuffer is the library's write buffer; what it flushes goes to the
-// socket's corkWriter, which gathers a batch of frames for one write.
+// wsWriteBuffer is the library's write buffer, which now carries only the
+// handshake and control frames (ping, pong, close, each < 140 bytes): data
+// frames are encoded once per broadcast (outFrame) and written by the
+// client's frameWriter past the library.
 const (
 	wsReadBuffer  = 512
 	wsWriteBuffer = 512
@@ -486,10 +503,10 @@ const (
 
 // wsBuffers hands the WebSocket library small buffers in place of
 // net/http's 4 KiB ones (freed with net/http's connection state once the
-// handler returns), and a corkWriter under its write buffer.
+// handler returns), and a frameWriter under its write buffer.
 type wsBuffers struct {
 	http.ResponseWriter
-	cork *corkWriter // set by Hijack
+	fw *frameWriter // set by Hijack
 }
 
 func (w *wsBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -507,72 +524,64 @@ func (w *wsBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	w.cork = &corkWriter{conn: conn}
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.cork, wsWriteBuffer)), nil
+	w.fw = &frameWriter{conn: conn}
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.fw, wsWriteBuffer)), nil
 }
 
 func (w *wsBuffers) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// corkWriter is what the WebSocket library's write buffer flushes to.
-// While corked (a writer of the pool writing a client's queued frames),
-// it gathers the bytes and uncork writes them to the socket at once: the
-// frames queued for a client while it was being served cost one write
-// system call, not one each. Uncorked (pings, pongs, close frames written
-// outside a batch), it writes through.
-type corkWriter struct {
-	conn   net.Conn
-	mu     sync.Mutex
-	corked bool
-	buf    *[]byte // from corkBufs while corked and written to
+// frameWriter owns the writing side of a WebSocket's connection. The
+// library's write buffer flushes into Write: the handshake response and
+// control frames (ping, pong, close), each flushed whole in one Write
+// since it fits the buffer and the buffer holds nothing else. The writer
+// pool writes data frames, already encoded as complete WebSocket frames
+// (outFrame), with writeFrames: a client's queued frames go to the socket
+// in one write (another every corkLimit bytes). Both hold mu for the whole
+// write, so a frame is never split by or interleaved with a control frame.
+type frameWriter struct {
+	conn net.Conn
+	mu   sync.Mutex
 }
 
-// corkLimit bounds what one batch gathers before it is written.
+// corkLimit bounds the bytes of one write of several frames.
 const corkLimit = 64 << 10
 
 var corkBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-func (w *corkWriter) Write(p []byte) (int, error) {
+func (w *frameWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !w.corked {
-		return w.conn.Write(p)
-	}
-	if w.buf == nil {
-		w.buf = corkBufs.Get().(*[]byte)
-	}
-	*w.buf = append(*w.buf, p...)
-	return len(p), nil
+	return w.conn.Write(p)
 }
 
-func (w *corkWriter) cork() {
-	w.mu.Lock()
-	w.corked = true
-	w.mu.Unlock()
-}
-
-// gathered is how many bytes wait for uncork.
-func (w *corkWriter) gathered() int {
+// writeFrames writes complete frames in order, nothing once dead is set.
+// A close frame is written by the library only after the client is marked
+// dead (closeWith), through Write, so no data frame follows it.
+func (w *frameWriter) writeFrames(frames []*outFrame, dead *atomic.Bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.buf == nil {
-		return 0
-	}
-	return len(*w.buf)
-}
-
-// uncork writes what was gathered in one write and writes through again.
-func (w *corkWriter) uncork() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.corked = false
-	if w.buf == nil {
+	if dead.Load() {
 		return nil
 	}
-	_, err := w.conn.Write(*w.buf)
-	if cap(*w.buf) <= corkLimit+4096 {
-		*w.buf = (*w.buf)[:0]
-		corkBufs.Put(w.buf)
+	if len(frames) == 1 {
+		_, err := w.conn.Write(frames[0].b)
+		return err
 	}
-	w.buf = nil
+	bp := corkBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var err error
+	for i, f := range frames {
+		buf = append(buf, f.b...)
+		if len(buf) >= corkLimit || i == len(frames)-1 {
+			if _, err = w.conn.Write(buf); err != nil {
+				break
+			}
+			buf = buf[:0]
+		}
+	}
+	if cap(buf) <= corkLimit+4096 {
+		*bp = buf[:0]
+		corkBufs.Put(bp)
+	}
 	return err
 }

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"log/slog"
 	"sync"
@@ -241,10 +242,33 @@ type interventionFrame struct {
 	Intervention json.RawMessage `json:"intervention"`
 }
 
-// outFrame is one encoded frame; one is shared by every client it goes to.
+// outFrame is one message as a complete WebSocket frame (header and
+// payload), encoded once and shared by every client it goes to.
 type outFrame struct{ b []byte }
 
-func newFrame(v any) *outFrame { return &outFrame{b: mustJSON(v)} }
+func newFrame(v any) *outFrame { return &outFrame{b: textFrame(mustJSON(v))} }
+
+// textFrame encodes payload as one unfragmented text frame from a server
+// (RFC 6455 section 5.2: FIN, opcode 1, no mask, the shortest length form).
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var b []byte
+	switch {
+	case n <= 125:
+		b = make([]byte, 2, 2+n)
+		b[1] = byte(n)
+	case n <= 0xffff:
+		b = make([]byte, 4, 4+n)
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+	default:
+		b = make([]byte, 10, 10+n)
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+	}
+	b[0] = 0x81 // FIN, text
+	return append(b, payload...)
+}
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)
@@ -278,11 +302,13 @@ func (h *hub) onWarning(ctx context.Context, id string, raw []byte) {
 		targets = append(targets, c)
 	}
 	h.mu.RUnlock()
+	sched := make([]*client, 0, len(targets))
 	for _, c := range targets {
 		if v.visibleTo(c.p) {
-			c.offerWarning(sid, frame)
+			c.offerWarning(sid, frame, &sched)
 		}
 	}
+	h.writers.scheduleAll(sched)
 }
 
 // onTile sends one tile to the clients watching its session or course.
@@ -310,9 +336,11 @@ func (h *hub) onTile(raw []byte) {
 		}
 	}
 	h.mu.RUnlock()
+	sched := make([]*client, 0, len(targets))
 	for _, c := range targets {
-		c.enqueue(frame)
+		c.enqueueTo(frame, &sched)
 	}
+	h.writers.scheduleAll(sched)
 }
 
 // studentActions are the help-loop steps a student or guardian sees on a

@@ -1,13 +1,10 @@
 package dashboard
 
 import (
-	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // writerPool writes the queued frames of every WebSocket client with a few
@@ -62,8 +59,18 @@ func newWriterPool() *writerPool {
 }
 
 // schedule puts c on the run queue; the caller has just marked it
-// scheduled, so it is there at most once. The workers start on first use.
+// scheduled, so it is there at most once.
 func (p *writerPool) schedule(c *client) {
+	p.scheduleAll([]*client{c})
+}
+
+// scheduleAll puts every client of cs on the run queue (each just marked
+// scheduled by the caller) under one lock, as a broadcast does, and wakes
+// the workers. The workers start on first use.
+func (p *writerPool) scheduleAll(cs []*client) {
+	if len(cs) == 0 {
+		return
+	}
 	p.mu.Lock()
 	if p.stopped {
 		p.mu.Unlock()
@@ -77,9 +84,13 @@ func (p *writerPool) schedule(c *client) {
 		p.wg.Add(1)
 		go p.supervise()
 	}
-	p.runq = append(p.runq, c)
+	p.runq = append(p.runq, cs...)
 	p.mu.Unlock()
-	p.cond.Signal()
+	if len(cs) == 1 {
+		p.cond.Signal()
+	} else {
+		p.cond.Broadcast()
+	}
 	if p.idle.Load() {
 		select {
 		case p.kick <- struct{}{}:
@@ -201,37 +212,15 @@ func (c *client) drain(w *writer) (more bool) {
 	c.q = c.spare[:0]
 	c.spare = nil
 	c.qmu.Unlock()
-	// The frames are gathered by the client's corkWriter and written to
-	// the socket in one write (another every corkLimit bytes); only those
-	// writes can block on a slow client, so only they are timed.
-	flush := func() error {
-		now := time.Now().UnixNano()
-		c.writeStart.Store(now)
-		w.writeStart.Store(now)
-		err := c.cork.uncork()
-		w.writeStart.Store(0)
-		c.writeStart.Store(0)
-		return err
-	}
-	c.cork.cork()
-	var err error
-	for _, f := range batch {
-		if c.isDead() {
-			break
-		}
-		if err = c.conn.Write(context.Background(), websocket.MessageText, f.b); err != nil {
-			break
-		}
-		if c.cork.gathered() >= corkLimit {
-			if err = flush(); err != nil {
-				break
-			}
-			c.cork.cork()
-		}
-	}
-	if ferr := flush(); err == nil {
-		err = ferr
-	}
+	// The frames are complete WebSocket frames; the client's frameWriter
+	// writes them to the socket in one write (another every corkLimit
+	// bytes). Only the write can block on a slow client, so it is timed.
+	now := time.Now().UnixNano()
+	c.writeStart.Store(now)
+	w.writeStart.Store(now)
+	err := c.fw.writeFrames(batch, &c.gone)
+	w.writeStart.Store(0)
+	c.writeStart.Store(0)
 	if err != nil {
 		c.kill(reasonError) // a no-op if it was killed first (slow, shutdown)
 	}
@@ -253,9 +242,11 @@ func (c *client) drain(w *writer) (more bool) {
 		}
 	}
 	c.qmu.Unlock()
-	select {
-	case c.room <- struct{}{}:
-	default:
+	if c.roomWanted.Load() {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
 	}
 	return more
 }

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -111,6 +113,29 @@ func TestReconnectResumesAfterLastSeenWarning(t *testing.T) {
 	id := h.xaddWarning(warning("s3", "S1", "C1", stream.CategoryEngagement, stream.LevelRed))
 	if f := next(t, c2, "warning", 5*time.Second); f.ID != id {
 		t.Fatalf("live after resume: %s, want %s", f.ID, id)
+	}
+}
+
+// A catch-up longer than the send queue waits for room after each drain
+// instead of dropping the client or losing warnings.
+func TestCatchUpLongerThanTheSendQueueArrivesWhole(t *testing.T) {
+	h := startHarness(t, Config{SendQueue: 2}, nil)
+	var missed []string
+	for range 40 {
+		missed = append(missed, h.xaddWarning(warning("s2", "S1", "C1", stream.CategoryEngagement, stream.LevelRed)))
+	}
+	c, _, err := h.dial(h.token(Claims{Role: RoleAdmin}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, map[string]any{"op": "subscribe", "channel": "warnings", "after": "0-0"})
+	for _, want := range missed {
+		if f := next(t, c, "warning", 5*time.Second); f.ID != want {
+			t.Fatalf("caught up with %s, want %s", f.ID, want)
+		}
+	}
+	if ack := next(t, c, "subscribed", 5*time.Second); ack.Last != missed[len(missed)-1] {
+		t.Fatalf("ack last %s, want %s", ack.Last, missed[len(missed)-1])
 	}
 }
 
@@ -348,5 +373,113 @@ func TestFrameSentWithTheHandshakeIsRead(t *testing.T) {
 	}
 	if !strings.Contains(string(body), `"pong"`) {
 		t.Fatalf("answer %s, want a pong", body)
+	}
+}
+
+// Data frames are encoded once and written past the library
+// (frameWriter); a standard client must read them whole whatever the
+// length form of their header, batched in one write, with the library's
+// pings going out on the same connection meanwhile.
+func TestEncodedFramesOfEveryLengthReachAStandardClientBetweenPings(t *testing.T) {
+	sizes := []int{0, 1, 125, 126, 127, 1000, 0xffff, 0x10000, 200000}
+	payload := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+		return b
+	}
+	got := make(chan error, 1)
+	srv := http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bufs := &wsBuffers{ResponseWriter: w}
+		conn, err := websocket.Accept(bufs, r, &websocket.AcceptOptions{CompressionMode: websocket.CompressionDisabled})
+		if err != nil {
+			got <- err
+			return
+		}
+		defer conn.CloseNow()
+		ctx := conn.CloseRead(context.Background()) // reads the pongs
+		var dead atomic.Bool
+		pings := make(chan error, 1)
+		go func() {
+			var err error
+			for range 20 {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err = conn.Ping(pctx)
+				cancel()
+				if err != nil {
+					break
+				}
+			}
+			pings <- err
+		}()
+		for _, n := range sizes { // one at a time, then all in one batch
+			if err := bufs.fw.writeFrames([]*outFrame{{b: textFrame(payload(n))}}, &dead); err != nil {
+				got <- err
+				return
+			}
+		}
+		var batch []*outFrame
+		for _, n := range sizes {
+			batch = append(batch, &outFrame{b: textFrame(payload(n))})
+		}
+		if err := bufs.fw.writeFrames(batch, &dead); err != nil {
+			got <- err
+			return
+		}
+		got <- <-pings
+		<-ctx.Done()
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	for i := range 2 * len(sizes) {
+		n := sizes[i%len(sizes)]
+		typ, b, err := c.Read(ctx) // also answers the pings
+		if err != nil {
+			t.Fatalf("frame %d (%d bytes): %v", i, n, err)
+		}
+		if typ != websocket.MessageText || string(b) != string(payload(n)) {
+			t.Fatalf("frame %d: type %v, %d bytes, want text of %d bytes", i, typ, len(b), n)
+		}
+	}
+	go func() {
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				return
+			}
+		}
+	}()
+	if err := <-got; err != nil {
+		t.Fatalf("server side: %v", err)
+	}
+}
+
+// Once a client is dead (the close frame may be on its way), no data frame
+// is written after it.
+func TestFrameWriterWritesNothingOnceDead(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	fw := &frameWriter{conn: a}
+	var dead atomic.Bool
+	dead.Store(true)
+	if err := fw.writeFrames([]*outFrame{{b: textFrame([]byte("x"))}}, &dead); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := b.Read(make([]byte, 16)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read %d bytes (%v) from a dead client's connection, want none", n, err)
 	}
 }
