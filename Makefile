@@ -50,7 +50,7 @@ fuzz:
 	@set -e; for spec in \
 		./stream:FuzzDecode ./stream:FuzzDecodeFastMatchesReference \
 		./rules:FuzzLoadPolicy \
-		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody ./dashboard:FuzzClientIP \
+		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody ./dashboard:FuzzClientIP ./dashboard/fanout:FuzzFrameParser \
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace ./vision/models:FuzzParseTFLite \
 		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./profile/learner:FuzzParse ./stream/replay:FuzzParseLine \
 		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \

@@ -18,6 +18,7 @@ dashboard-fuzz:
 	go test ./dashboard -run '^$$' -fuzz '^FuzzParseClientMsg$$' -fuzztime 20s
 	go test ./dashboard -run '^$$' -fuzz '^FuzzStepBody$$' -fuzztime 20s
 	go test ./dashboard -run '^$$' -fuzz '^FuzzClientIP$$' -fuzztime 20s
+	go test ./dashboard/fanout -run '^$$' -fuzz '^FuzzFrameParser$$' -fuzztime 20s
 
 # The fan-out figure of issue 6: 5,000 WebSocket clients in a second process.
 bench-fanout:

@@ -68,6 +68,7 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	redisAddr := fs.String("redis", "", "Redis to use (default: start a redis-server on a free port)")
 	memProfile := fs.String("memprofile", "", "write a heap profile of the server process at the end of the writing phase to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the server process while warnings are written to this file")
+	clientProfile := fs.String("client-cpuprofile", "", "write a CPU profile of the client process (from its ready to its end) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -124,7 +125,12 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 		return err
 	}
 
-	cmd := exec.CommandContext(ctx, exe, append(clientArgs, "--url", "ws://"+srv.Addr()+"/ws", "--clients", strconv.Itoa(*clients))...)
+	cargs := append(clientArgs, "--url", "ws://"+srv.Addr()+"/ws", "--clients", strconv.Itoa(*clients),
+		"--messages", strconv.Itoa(int(float64(*rate)*dur.Seconds())+10))
+	if *clientProfile != "" {
+		cargs = append(cargs, "--cpuprofile", *clientProfile)
+	}
+	cmd := exec.CommandContext(ctx, exe, cargs...)
 	cmd.Env = append(os.Environ(), "CLASSPULSE_FANOUT_TOKEN="+tok)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
