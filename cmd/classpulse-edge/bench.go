@@ -86,6 +86,8 @@ func bench(ctx context.Context, args []string) error {
 	track := fs.Int("track", 5, "frames a detection's faces are only followed before the next full detection (0: detect every frame)")
 	cpuprofile := fs.String("cpuprofile", "", "write a Go CPU profile of the run here")
 	detector := fs.String("detector", vision.DefaultChain, "detector chain: "+strings.Join(vision.Chains, ", "))
+	mtcnnWidth := fs.Int("mtcnn-width", 0, "width the frame is scaled to for the mtcnn chain (0: the detection width, 320)")
+	mtcnnMin := fs.Int("mtcnn-min-face", 0, "smallest face side the mtcnn chain looks for, in pixels of that image (0: 20)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -117,7 +119,8 @@ func bench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer vc.Close()
-	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track, Chain: *detector, MaxFaces: 1}})
+	s := vision.NewScorer(m, vision.ScoreConfig{Detect: vision.DetectConfig{Track: *track, Chain: *detector, MaxFaces: 1,
+		MTCNNWidth: *mtcnnWidth, MTCNNMinFace: *mtcnnMin}})
 	defer s.Close()
 	frame := gocv.NewMat()
 	defer frame.Close()
