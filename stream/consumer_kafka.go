@@ -23,6 +23,16 @@ type Message = kafka.Message
 // return an error only when its context ends.
 type BatchHandler func(ctx context.Context, batch []Message) error
 
+// StagedHandler applies a batch in two stages. The call itself is the
+// first stage; the finish function it returns (nil when there is nothing
+// left to do) is the second, and the batch's offsets are committed only
+// after it returned nil. The consumer runs the second stage of a batch
+// while the first stage of the next one runs, so finish must not depend
+// on anything the next batch's first stage changes; finish functions run
+// one at a time, in batch order. Like a BatchHandler, both stages retry
+// transient failures themselves and fail only when their context ends.
+type StagedHandler func(ctx context.Context, batch []Message) (finish func(context.Context) error, err error)
+
 // ConsumerConfig configures a Consumer. Brokers is required; every other
 // field documents its default.
 type ConsumerConfig struct {
@@ -86,13 +96,22 @@ func (c *ConsumerConfig) Validate() error {
 // to a handler, committing offsets only after they were applied.
 type Consumer struct {
 	cfg     ConsumerConfig
-	handler BatchHandler
+	handler StagedHandler
 	logger  *slog.Logger
 	ran     atomic.Bool
 }
 
-// NewConsumer builds a consumer; Run starts it.
+// NewConsumer builds a consumer whose handler applies each batch fully
+// before the next is handed over; Run starts it.
 func NewConsumer(cfg ConsumerConfig, handler BatchHandler, logger *slog.Logger) (*Consumer, error) {
+	return NewStagedConsumer(cfg, func(ctx context.Context, batch []Message) (func(context.Context) error, error) {
+		return nil, handler(ctx, batch)
+	}, logger)
+}
+
+// NewStagedConsumer builds a consumer that overlaps a batch's second stage
+// with the next batch's first (see StagedHandler); Run starts it.
+func NewStagedConsumer(cfg ConsumerConfig, handler StagedHandler, logger *slog.Logger) (*Consumer, error) {
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -149,9 +168,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	defer stop()
 
-	batch := make([]Message, 0, c.cfg.MaxBatch)
+	// At most one batch is in its second stage (a flight) while the next
+	// one runs its first; the flight commits its batch when it succeeds.
+	var fl *flight
+	defer func() {
+		if fl != nil {
+			fl.wait()
+		}
+	}()
 	for {
-		batch = batch[:0]
+		// A fresh slice each time: the batch in flight still holds its own.
+		batch := make([]Message, 0, c.cfg.MaxBatch)
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, io.EOF) {
@@ -165,23 +192,70 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		batch = append(batch, m)
 		batch = c.fill(ctx, r, batch)
-		if err := c.handler(work, batch); err != nil {
+		finish, err := c.handler(work, batch)
+		if err != nil {
 			if work.Err() != nil {
 				c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
 				return nil
 			}
 			return fmt.Errorf("consumer: handler: %w", err)
 		}
-		if err := r.CommitMessages(work, batch...); err != nil {
-			if work.Err() != nil {
-				return nil
+		if fl != nil {
+			err := fl.wait()
+			fl = nil
+			if err != nil {
+				// This batch's first stage was applied but is not committed:
+				// it is redelivered, and applying it again is a no-op.
+				if work.Err() != nil {
+					return nil
+				}
+				return err
 			}
-			return fmt.Errorf("consumer: commit: %w", err)
+		}
+		if finish == nil {
+			if err := r.CommitMessages(work, batch...); err != nil {
+				if work.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("consumer: commit: %w", err)
+			}
+		} else {
+			fl = c.fly(work, r, finish, batch)
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
 	}
+}
+
+// flight is a batch in its second stage.
+type flight struct {
+	done chan struct{}
+	err  error
+}
+
+func (f *flight) wait() error {
+	<-f.done
+	return f.err
+}
+
+// fly runs a batch's second stage, then commits the batch.
+func (c *Consumer) fly(work context.Context, r *kafka.Reader, finish func(context.Context) error, batch []Message) *flight {
+	f := &flight{done: make(chan struct{})}
+	go func() {
+		defer close(f.done)
+		if err := finish(work); err != nil {
+			if work.Err() != nil {
+				c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
+			}
+			f.err = fmt.Errorf("consumer: handler: %w", err)
+			return
+		}
+		if err := r.CommitMessages(work, batch...); err != nil {
+			f.err = fmt.Errorf("consumer: commit: %w", err)
+		}
+	}()
+	return f
 }
 
 // fill adds messages already fetched, waiting at most BatchWait for more.

@@ -104,3 +104,137 @@ func TestConsumerGroupDeliversEveryEventOnceAndCommits(t *testing.T) {
 		}
 	}
 }
+
+// A staged consumer overlaps a batch's second stage with the next batch's
+// first, runs second stages one at a time in log order, and commits a
+// batch only after its second stage succeeded: a second stage cut short at
+// shutdown leaves its batch to be delivered again.
+func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n, cut = 400, 300
+	var events []stream.Event
+	for i := 0; i < n; i++ {
+		events = append(events, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
+	}
+	if err := p.Publish(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu        sync.Mutex
+		firsts    []int64 // first offset of each batch, in first-stage order
+		finished  []int64 // the same, in second-stage order
+		inFinish  int
+		overlaps  int
+		reachCut  = make(chan struct{})
+		cutClosed bool
+	)
+	handler := func(_ context.Context, batch []stream.Message) (func(context.Context) error, error) {
+		mu.Lock()
+		first, last := batch[0].Offset, batch[len(batch)-1].Offset
+		firsts = append(firsts, first)
+		if inFinish > 0 {
+			overlaps++
+		}
+		if last >= cut && !cutClosed {
+			cutClosed = true
+			close(reachCut)
+		}
+		mu.Unlock()
+		return func(work context.Context) error {
+			mu.Lock()
+			inFinish++
+			if inFinish > 1 {
+				t.Errorf("two second stages at once")
+			}
+			mu.Unlock()
+			defer func() {
+				mu.Lock()
+				inFinish--
+				mu.Unlock()
+			}()
+			if last >= cut {
+				// Stuck until the shutdown grace ends.
+				<-work.Done()
+				return work.Err()
+			}
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			finished = append(finished, first)
+			mu.Unlock()
+			return nil
+		}, nil
+	}
+	cfg := stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "staged", Topics: []string{stream.TopicClicks},
+		MaxBatch: 40, CommitInterval: 20 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond}
+	c, err := stream.NewStagedConsumer(cfg, handler, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run1, stop1 := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(run1) }()
+	select {
+	case <-reachCut:
+	case <-ctx.Done():
+		t.Fatal("the batch holding the cut never arrived")
+	}
+	stop1()
+	if err := <-done; err != nil {
+		t.Fatalf("Run at shutdown: %v", err)
+	}
+	mu.Lock()
+	if len(finished) == 0 || overlaps == 0 {
+		t.Fatalf("%d batches finished, %d first stages overlapped a second stage; want both > 0", len(finished), overlaps)
+	}
+	for i := 1; i < len(finished); i++ {
+		if finished[i] <= finished[i-1] {
+			t.Fatalf("second stages out of log order: %v", finished)
+		}
+	}
+	resumeAt := finished[len(finished)-1]
+	for _, f := range firsts {
+		if f > resumeAt {
+			resumeAt = f // the first batch not finished
+			break
+		}
+	}
+	mu.Unlock()
+
+	// A new member resumes after the last batch whose second stage
+	// finished: the cut batch comes again.
+	var again []int64
+	c2, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			again = append(again, m.Offset)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- c2.Run(run2) }()
+	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(again) > 0 && again[len(again)-1] == n-1
+	})
+	stop2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != resumeAt {
+		t.Fatalf("the next member started at offset %d, want %d (first batch whose second stage had not finished)", again[0], resumeAt)
+	}
+}

@@ -6,6 +6,13 @@
 // committed only after a batch had its whole effect; invalid events go to
 // the DLQ and never stop a partition.
 //
+// A batch is handled in two stages (stream.StagedHandler): the first
+// decodes, applies to Redis and evaluates the policy; the second publishes
+// warnings and tiles to Kafka, mirrors warnings into the live feed and
+// saves the open-warnings documents, while the next batch's first stage
+// runs. The next batch evaluates against the documents the previous one
+// computed (pending), not the saved ones, so no warning is raised twice.
+//
 // It does not decide what is a warning (rules) or how it is shown
 // (dashboard).
 package processor

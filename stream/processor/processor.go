@@ -139,6 +139,13 @@ type Processor struct {
 	lagSeen map[lagKey]time.Time // last batch per partition, to expire series
 	// hook, when set, sees every batch after it had its full effect.
 	hook func(batch []stream.Message, done time.Time)
+	// pending holds the open-warnings documents a batch's first stage
+	// computed and its second has not saved yet, by student: the next
+	// batch's first stage evaluates against these, not Redis's.
+	pending struct {
+		sync.Mutex
+		opens map[string][]byte
+	}
 }
 
 // Option sets a wiring or test seam.
@@ -168,7 +175,8 @@ func New(cfg Config, store *state.Store, policy PolicySource, pub Publisher, log
 		reg = prometheus.NewRegistry()
 	}
 	p := &Processor{cfg: cfg, store: store, rdb: store.Client(), policy: policy, pub: pub,
-		logger: logger.With("component", "processor"), m: newMetrics(reg), now: time.Now, lagSeen: map[lagKey]time.Time{}}
+		logger: logger.With("component", "processor"), m: newMetrics(reg, store), now: time.Now, lagSeen: map[lagKey]time.Time{}}
+	p.pending.opens = map[string][]byte{}
 	for _, o := range opts {
 		o(p)
 	}
@@ -195,9 +203,9 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for i := 0; i < p.cfg.Members; i++ {
-		students, err := stream.NewConsumer(stream.ConsumerConfig{
+		students, err := stream.NewStagedConsumer(stream.ConsumerConfig{
 			Brokers: p.cfg.Brokers, TLS: p.cfg.KafkaTLS, Group: p.cfg.Group, Topics: stream.InputTopics, MaxBatch: p.cfg.MaxBatch,
-		}, p.HandleBatch, p.logger)
+		}, p.StageBatch, p.logger)
 		if err != nil {
 			return err
 		}

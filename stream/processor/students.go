@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -37,13 +38,37 @@ type latest struct {
 // publish warnings and tiles. It returns nil once every message had its
 // effect, and retries Redis and Kafka failures until ctx ends.
 func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) error {
-	return p.handle(ctx, batch, true)
+	finish, err := p.stage(ctx, batch, true)
+	if err != nil || finish == nil {
+		return err
+	}
+	return finish(ctx)
+}
+
+// StageBatch is HandleBatch in two stages (stream.StagedHandler), as the
+// processor's consumers run it: the first applies the batch to Redis and
+// evaluates the policy; the returned finish publishes warnings and tiles
+// to Kafka, mirrors warnings into the live feed and saves the
+// open-warnings documents, while the next batch's first stage runs. That
+// stage sees this batch's documents before they are saved (pendingOpens).
+func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) (func(context.Context) error, error) {
+	return p.stage(ctx, batch, true)
 }
 
 // handle applies a batch; with publish false (the rebuild's apply-only
 // mode) it only restores state: no rules run, and nothing goes to Kafka or
 // the live feed, since the log already holds what the first run published.
 func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish bool) error {
+	finish, err := p.stage(ctx, batch, publish)
+	if err != nil || finish == nil {
+		return err
+	}
+	return finish(ctx)
+}
+
+// stage is the first stage of a batch; it returns the second (nil when
+// nothing is left to publish).
+func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish bool) (func(context.Context) error, error) {
 	p.m.batchSize.Observe(float64(len(batch)))
 	now := p.now()
 	out := &outputs{opens: map[string][]byte{}}
@@ -75,7 +100,7 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 	policy := p.policy.Policy()
 	results, err := p.apply(ctx, policy, ops)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applied := p.now()
 	students := map[string]*latest{}
@@ -97,7 +122,7 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 				if err := p.retry(ctx, "erase tile", func() error {
 					return p.rdb.HDel(ctx, state.TilesKey(r.ErasedSession), h.Student).Err()
 				}); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			continue
@@ -119,7 +144,7 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 		}
 	}
 	if !publish {
-		return nil
+		return nil, nil
 	}
 	// Evaluate in the order students appeared, so replays are deterministic.
 	ids := make([]string, 0, len(students))
@@ -128,28 +153,52 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 	}
 	sort.Slice(ids, func(i, j int) bool { return students[ids[i]].order < students[ids[j]].order })
 	if err := p.readCampus(ctx, policy, ids, students); err != nil {
-		return err
+		return nil, err
 	}
+	p.pending.Lock()
+	for _, id := range ids {
+		if doc, ok := p.pending.opens[id]; ok {
+			// The previous batch's document, not saved yet.
+			students[id].open = doc
+		}
+	}
+	p.pending.Unlock()
 	for _, id := range ids {
 		p.evaluateStudent(policy, id, students[id], out)
 	}
+	p.pending.Lock()
+	for id, doc := range out.opens {
+		p.pending.opens[id] = doc
+	}
+	p.pending.Unlock()
 	p.recordLag(batch)
-	var save func(redis.Pipeliner)
-	if len(out.opens) > 0 {
-		save = func(pipe redis.Pipeliner) {
-			for id, doc := range out.opens {
-				pipe.Set(ctx, state.WarnKey(id), doc, 0)
+	return func(ctx context.Context) error {
+		var save func(redis.Pipeliner)
+		if len(out.opens) > 0 {
+			save = func(pipe redis.Pipeliner) {
+				for id, doc := range out.opens {
+					pipe.Set(ctx, state.WarnKey(id), doc, 0)
+				}
 			}
 		}
-	}
-	if err := p.flush(ctx, out, save); err != nil {
-		return err
-	}
-	p.countWarnings(out.warnings)
-	if p.hook != nil {
-		p.hook(batch, time.Now())
-	}
-	return nil
+		if err := p.flush(ctx, out, save); err != nil {
+			return err
+		}
+		p.pending.Lock()
+		for id, doc := range out.opens {
+			// A later batch may have a newer document pending already;
+			// an equal one is what Redis holds now.
+			if cur, ok := p.pending.opens[id]; ok && bytes.Equal(cur, doc) {
+				delete(p.pending.opens, id)
+			}
+		}
+		p.pending.Unlock()
+		p.countWarnings(out.warnings)
+		if p.hook != nil {
+			p.hook(batch, time.Now())
+		}
+		return nil
+	}, nil
 }
 
 // parallel runs f over [0, n) split into Parallel contiguous ranges, one
