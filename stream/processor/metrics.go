@@ -3,6 +3,8 @@ package processor
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/classpulse/classpulse/stream/state"
 )
 
 type metrics struct {
@@ -17,8 +19,12 @@ type metrics struct {
 	erasures    prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, store *state.Store) *metrics {
 	f := promauto.With(reg)
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "classpulse_processor_stale_copies_total",
+		Help: "Score writes the apply script refused because this process's copy of the student's live state was stale (another member or an erasure wrote it); each is recomputed from a reloaded copy.",
+	}, func() float64 { return float64(store.StaleCopies()) })
 	return &metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "classpulse_processor_events_total",

@@ -33,24 +33,34 @@ local offField = ARGV[2]
 local offset = tonumber(ARGV[3])
 local t = tonumber(ARGV[4])
 
-local last = redis.call('HGET', KEYS[1], offField)
-if last and tonumber(last) >= offset then
-  return {0}
+local function applied()
+  local last = redis.call('HGET', KEYS[1], offField)
+  return last and tonumber(last) >= offset
 end
 
 if kind == 'live' then
   -- ARGV 5 version "v" of the live hash the caller's copy was based on
-  --      ('' none), 6 ttl seconds, 7 mode: w write, f fresh (the rolling
-  --      state starts afresh), l late (older than the horizon: nothing to
-  --      write), b write and add vector 8 to the bucket of second 4 (a
-  --      second no window covers, whose bucket the caller does not keep),
-  --      8 packed vector (mode b) or '', 9 horizon seconds,
-  --      10… field, value pairs for the live hash (a new "v" among them),
-  --      in the formats state.Reader reads.
+  --      ('' none), 6 ttl seconds ('' leaves the expiry as it is: the
+  --      caller refreshes it once a minute of event time, and on every
+  --      write that may create the hash), 7 mode: w write, f fresh (the
+  --      rolling state starts afresh), l late (older than the horizon:
+  --      nothing to write), b write and add vector 8 to the bucket of
+  --      second 4 (a second no window covers, whose bucket the caller does
+  --      not keep), 8 packed vector (mode b) or '', 9 horizon seconds,
+  --      10 '1' to check the offset here, '' when the caller's copy knows
+  --      it (see below), 11… field, value pairs for the live hash (a new
+  --      "v" among them), in the formats state.Reader reads.
   -- Compare-and-set: a copy made before another member (after a
   -- rebalance) or an erasure changed the hash is refused, unwritten.
   if (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5] then
     return {4}
+  end
+  -- A copy of the current version has seen every score that changed the
+  -- hash, so the caller has already skipped those redelivered; the only
+  -- scores it may not have seen are late or refused ones, which change
+  -- nothing but the offset, so applying them again is harmless.
+  if ARGV[10] == '1' and applied() then
+    return {0}
   end
   redis.call('HSET', KEYS[1], offField, ARGV[3])
   local cam = redis.call('HGET', KEYS[6], 'camera')
@@ -65,17 +75,17 @@ if kind == 'live' then
   end
   local mode = ARGV[7]
   if mode == 'l' then
-    redis.call('EXPIRE', KEYS[2], ARGV[6])
+    if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
     return {5}
   end
   if mode == 'f' then
     redis.call('DEL', KEYS[2])
   end
-  if #ARGV >= 10 then
-    redis.call('HSET', KEYS[2], unpack(ARGV, 10))
+  if #ARGV >= 11 then
+    redis.call('HSET', KEYS[2], unpack(ARGV, 11))
   end
   if mode ~= 'b' then
-    redis.call('EXPIRE', KEYS[2], ARGV[6])
+    if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
     return {1, redis.call('GET', KEYS[7]) or ''}
   end
   -- Mode b goes on below the vector helpers, which the common case
@@ -125,7 +135,7 @@ if kind == 'live' then
   local v = parse(ARGV[8])
   for j = 1, NV do bv[j] = bv[j] + v[j] end
   redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
-  redis.call('EXPIRE', KEYS[2], ARGV[6])
+  if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
   return {1, redis.call('GET', KEYS[7]) or ''}
 end
 
@@ -138,6 +148,9 @@ local function academic(status)
     redis.call('GET', KEYS[7]) or ''}
 end
 
+if applied() then
+  return {0}
+end
 redis.call('HSET', KEYS[1], offField, offset)
 
 if kind == 'click' then

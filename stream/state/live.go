@@ -56,6 +56,10 @@ type rolling struct {
 	// version is the hash's "v" as Redis holds it ("" none): the
 	// script's compare-and-set refuses a write made from another version.
 	version string
+	// ttlAt is the event second of the last expiry refresh this copy
+	// sent (ttlSet false: none yet).
+	ttlAt   int64
+	ttlSet  bool
 	head    int64 // -1: no live state
 	sess    string
 	hasSess bool

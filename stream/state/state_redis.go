@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -83,6 +84,7 @@ type Store struct {
 	ttl     string
 	mu      sync.Mutex
 	live    map[string]*rolling // student → copy; taken out while a batch works on it
+	stale   atomic.Int64        // script refusals of stale copies
 }
 
 // New returns a store over rdb (a client, a cluster client or a ring).
@@ -98,6 +100,10 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 
 // Client is the Redis client the store writes through.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// StaleCopies counts the score writes the script refused because the
+// store's copy of the student's live state was stale.
+func (s *Store) StaleCopies() int64 { return s.stale.Load() }
 
 // Calendar places an event time in the school's term calendar; package
 // rules' policy provides it.
@@ -158,6 +164,10 @@ type Result struct {
 	ErasedSession string
 	ErasedKeys    int64
 }
+
+// ttlRefresh is how many seconds of event time pass between refreshes of
+// a live hash's expiry: its TTL (hours) need not move with every score.
+const ttlRefresh = 60
 
 // maxRounds bounds how often one Apply recomputes events whose copy was
 // refused as stale; past it the caller's retry starts the batch again.
@@ -243,9 +253,21 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		sec := sc.TS.Unix()
 		var st liveStep
 		st, buf = r.step(sec, sc.Session, sc.Course, &v, s.horizon, buf)
+		// The script checks the offset only when the copy does not know
+		// the last one applied (see apply.lua).
+		check := ""
+		if expect == "" || r.off < 0 {
+			check = "1"
+		}
 		r.off = op.Offset
-		args := make([]any, 0, 12+len(st.pairs))
-		args = append(args, "live", field, op.Offset, sec, expect, s.ttl, st.mode, st.vector, s.horizon)
+		// The expiry is set on every write that may create the hash, and
+		// refreshed once a minute of event time otherwise.
+		ttl := ""
+		if expect == "" || st.mode == modeFresh || !r.ttlSet || sec < r.ttlAt || sec-r.ttlAt >= ttlRefresh {
+			ttl, r.ttlSet, r.ttlAt = s.ttl, true, sec
+		}
+		args := make([]any, 0, 13+len(st.pairs))
+		args = append(args, "live", field, op.Offset, sec, expect, ttl, st.mode, st.vector, s.horizon, check)
 		if st.mode != modeLate {
 			r.version = nextVersion(r.version, field, op.Offset)
 			args = append(args, "v", r.version)
@@ -297,6 +319,7 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 			out[c.op] = Result{Status: Refused}
 			drop[c.student] = true
 		case 4:
+			s.stale.Add(1)
 			stale = append(stale, c.op)
 			drop[c.student] = true
 		default:

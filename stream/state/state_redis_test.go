@@ -277,6 +277,11 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 			if res[0].Status != Applied || res[0].Live.W5.Seconds != 300 {
 				t.Fatalf("first score after the move back: %+v", res[0])
 			}
+			// Every score of that batch was computed from the stale copy
+			// in the first round, and refused.
+			if a.StaleCopies() != 100 {
+				t.Fatalf("stale copies counted: %d, want 100 (the batch after the move back)", a.StaleCopies())
+			}
 		}},
 		{"two members applied the same batch during a rebalance", func(t *testing.T, a, b *Store, student string) {
 			apply(t, a, scoreOps(student, 0, 150)...)
