@@ -21,7 +21,11 @@ type ProducerConfig struct {
 	// before it is sent. Default 2ms: kafka-go's 1s default would add a
 	// second to every live warning.
 	BatchTimeout time.Duration
-	// BatchSize is the most messages in one produce request. Default 1000.
+	// BatchSize is the most messages per partition in one produce request;
+	// a full batch is sent at once. Default 100: kafka-go allocates room for
+	// BatchSize messages for every partition a call writes to, which at 1000
+	// made the processor's tiles (a few dozen per partition per batch) cost
+	// more in allocation than in encoding.
 	BatchSize int
 	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration
@@ -57,7 +61,7 @@ func (c *ProducerConfig) applyDefaults() {
 		c.BatchTimeout = 2 * time.Millisecond
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1000
+		c.BatchSize = 100
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second

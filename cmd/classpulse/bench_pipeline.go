@@ -125,9 +125,16 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The processor publishes through a producer of its own, configured as
+	// `classpulse processor` configures it.
+	procProd, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers}, logger)
+	if err != nil {
+		return err
+	}
+	defer procProd.Close()
 	reg := prometheus.NewRegistry()
 	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, Parallel: *parallel, NoClassStage: !*classStage},
-		store, rules.NewHolder(rules.DefaultPolicy()), prod, logger, reg, processor.WithBatchHook(hook))
+		store, rules.NewHolder(rules.DefaultPolicy()), procProd, logger, reg, processor.WithBatchHook(hook))
 	if err != nil {
 		return err
 	}
