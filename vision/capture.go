@@ -109,14 +109,17 @@ func capture(ctx context.Context, vc *gocv.VideoCapture, fq *frameQueue, fps int
 	tick := time.NewTicker(period)
 	defer tick.Stop()
 	misses := 0
-	due, consumed := 0.0, 0
+	// due counts source frames by the wall clock, not by ticks received: a
+	// ticker drops ticks when this goroutine is starved (a loaded machine),
+	// and counting ticks would then play the file slower than real time.
+	start, consumed := time.Now(), 0
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-tick.C:
 		}
-		due += per
+		due := float64(time.Since(start)/period) * per
 		n := max(int(due+1e-9)-consumed, 1)
 		if n > 1 {
 			vc.Grab(n - 1)
@@ -127,7 +130,7 @@ func capture(ctx context.Context, vc *gocv.VideoCapture, fq *frameQueue, fps int
 			fq.release(m)
 			if loop && misses == 0 {
 				vc.Set(gocv.VideoCapturePosFrames, 0)
-				due, consumed = 0, 0
+				start, consumed = time.Now(), 0
 				misses++
 				continue
 			}

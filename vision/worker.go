@@ -99,6 +99,10 @@ type Worker struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	running atomic.Bool
+	// Counts of this run, logged when it ends ("capture ended"): frames
+	// read, dropped by the queue, handed to the scorer, and the scorer's
+	// total time.
+	nFrames, nDropped, nScored, scoreNanos atomic.Int64
 
 	frames, dropped, published prometheus.Counter
 	scoreSec                   prometheus.Histogram
@@ -147,7 +151,19 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer vc.Close()
 	scorer := NewScorer(w.m, ScoreConfig{EmotionOff: emotionOff, Detect: DetectConfig{Track: max(w.cfg.Track, 0), Chain: w.cfg.Detector, MaxFaces: 1}})
 	defer scorer.Close()
-	fq := newFrameQueue(w.cfg.Queue, w.dropped.Inc)
+	// Registered before the capture goroutine's clean-up, so it runs after
+	// it: the counts are final.
+	began := time.Now()
+	defer func() {
+		scored := w.nScored.Load()
+		mean := 0.0
+		if scored > 0 {
+			mean = float64(w.scoreNanos.Load()) / float64(scored) / 1e6
+		}
+		w.logger.Info("capture ended", "seconds", time.Since(began).Seconds(), "frames", w.nFrames.Load(),
+			"dropped", w.nDropped.Load(), "scored", scored, "score_ms_mean", mean)
+	}()
+	fq := newFrameQueue(w.cfg.Queue, func() { w.nDropped.Add(1); w.dropped.Inc() })
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -156,7 +172,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		defer close(capDone)
-		if err := capture(ctx, vc, fq, w.cfg.FPS, file, w.cfg.Loop, w.frames.Inc); err != nil {
+		if err := capture(ctx, vc, fq, w.cfg.FPS, file, w.cfg.Loop, func() { w.nFrames.Add(1); w.frames.Inc() }); err != nil {
 			w.logger.Error("capture stopped", "err", err)
 		}
 	}()
@@ -166,6 +182,51 @@ func (w *Worker) Run(ctx context.Context) error {
 		fq.close()
 	}()
 	w.logger.Info("capture started", "source", w.cfg.Source, "emotion", !emotionOff, "model", w.m.Version())
+	// Frames are scored in their own goroutine, so a slow frame (a loaded
+	// machine, a full detection) never holds up a window's summary or the
+	// consent check: each scored frame joins the window open when its
+	// score arrives.
+	results := make(chan []FaceScore, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(results)
+		send := func(m *gocv.Mat) bool {
+			faces, ok := w.score(scorer, m, fq)
+			if !ok {
+				return true
+			}
+			select {
+			case results <- faces:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		for ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-fq.q:
+				if !send(m) {
+					return
+				}
+			case <-capDone:
+				// Drain what was captured; closing results then ends the run.
+				for {
+					select {
+					case m := <-fq.q:
+						if !send(m) {
+							return
+						}
+						continue
+					default:
+					}
+					return
+				}
+			}
+		}
+	}()
 	agg := newWindow()
 	tick := time.NewTicker(w.cfg.Window)
 	defer tick.Stop()
@@ -195,21 +256,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-capDone:
-			// Drain what was captured, then emit the last (partial) window.
-			for {
-				select {
-				case m := <-fq.q:
-					w.score(scorer, m, fq, agg)
-					continue
-				default:
+		case faces, ok := <-results:
+			if !ok {
+				// The source ended and every captured frame is scored: emit
+				// the last (partial) window.
+				if ctx.Err() == nil && agg.frames > 0 {
+					return flush(w.now())
 				}
-				break
+				return nil
 			}
-			if agg.frames > 0 {
-				return flush(w.now())
-			}
-			return nil
+			agg.add(faces)
 		case <-check.C:
 			if revoked() {
 				return nil
@@ -221,22 +277,24 @@ func (w *Worker) Run(ctx context.Context) error {
 			if err := flush(w.now()); err != nil {
 				return err
 			}
-		case m := <-fq.q:
-			w.score(scorer, m, fq, agg)
 		}
 	}
 }
 
 // score scores one frame (the largest face only: one learner per camera)
-// and hands the Mat back to the queue.
-func (w *Worker) score(s *Scorer, m *gocv.Mat, fq *frameQueue, agg *window) {
+// and hands the Mat back to the queue; ok is false when it could not be
+// scored.
+func (w *Worker) score(s *Scorer, m *gocv.Mat, fq *frameQueue) (faces []FaceScore, ok bool) {
 	t := time.Now()
 	faces, err := s.ScoreFrame(*m, 1)
 	fq.release(m)
-	w.scoreSec.Observe(time.Since(t).Seconds())
+	d := time.Since(t)
+	w.scoreSec.Observe(d.Seconds())
+	w.nScored.Add(1)
+	w.scoreNanos.Add(int64(d))
 	if err != nil {
 		w.logger.Warn("frame not scored", "err", err)
-		return
+		return nil, false
 	}
-	agg.add(faces)
+	return faces, true
 }
