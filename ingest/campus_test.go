@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/classpulse/classpulse/rules"
 )
 
@@ -80,5 +82,43 @@ func TestImportedSignalsFeedTheCampusRules(t *testing.T) {
 				t.Errorf("s1 campus %+v", c)
 			}
 		})
+	}
+
+	// The processor reads every student of a batch in one round trip:
+	// the same summaries, in order.
+	reads := []CampusRead{{"s2", now}, {"s1", now}, {"nobody", now}, {"s1", now.AddDate(0, 0, -10)}}
+	many, err := ReadCampusMany(ctx, rdb, reads, p, func(student string, err error) { t.Errorf("%s: %v", student, err) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range reads {
+		one, err := ReadCampus(ctx, rdb, r.Student, p, r.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprintf("%+v", one) != fmt.Sprintf("%+v", many[i]) {
+			t.Errorf("read %d (%s at %s): together %+v, alone %+v", i, r.Student, r.Now, many[i], one)
+		}
+	}
+
+	// An entry written by something other than the importer is left out
+	// and reported; ReadCampus, which the follow-up uses, refuses it.
+	before, err := ReadCampus(ctx, rdb, "s1", p, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ZAdd(ctx, SignalsKey("s1"), redis.Z{Score: float64(now.Add(-time.Hour).UnixMilli()), Member: "{not json"}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var skipped []string
+	got, err := ReadCampusMany(ctx, rdb, []CampusRead{{"s1", now}, {"s2", now}}, p, func(student string, err error) { skipped = append(skipped, student) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(skipped, ",") != "s1" || fmt.Sprintf("%+v", got[0]) != fmt.Sprintf("%+v", before) {
+		t.Errorf("with an unreadable entry: skipped %v, s1 %+v (want %+v)", skipped, got[0], before)
+	}
+	if _, err := ReadCampus(ctx, rdb, "s1", p, now); err == nil || !strings.Contains(err.Error(), "unreadable entry") {
+		t.Errorf("ReadCampus with an unreadable entry: %v", err)
 	}
 }

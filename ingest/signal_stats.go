@@ -42,21 +42,40 @@ func ReadSignalStats(ctx context.Context, rdb redis.UniversalClient, student str
 
 // readSignals reads SignalsKey(student) for times in [from, to), oldest first.
 func readSignals(ctx context.Context, rdb redis.UniversalClient, student string, from, to time.Time) ([]Signal, error) {
-	vals, err := rdb.ZRangeByScore(ctx, SignalsKey(student), &redis.ZRangeBy{
-		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10),
-	}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("signals of %s: %w", student, err)
+	sigs, bad, err := parseSignals(student, rangeSignals(ctx, rdb, student, from, to))
+	if err == nil && bad != nil {
+		err = fmt.Errorf("signals of %s: unreadable entry: %w", student, bad)
 	}
-	out := make([]Signal, 0, len(vals))
+	return sigs, err
+}
+
+// rangeSignals queues (on a pipeline) or runs the read of readSignals.
+func rangeSignals(ctx context.Context, c redis.Cmdable, student string, from, to time.Time) *redis.StringSliceCmd {
+	return c.ZRangeByScore(ctx, SignalsKey(student), &redis.ZRangeBy{
+		Min: strconv.FormatInt(from.UnixMilli(), 10), Max: "(" + strconv.FormatInt(to.UnixMilli(), 10),
+	})
+}
+
+// parseSignals decodes the entries rangeSignals read. err is the read's
+// error; entries that do not decode are left out, and bad is the first
+// one's decoding error.
+func parseSignals(student string, cmd *redis.StringSliceCmd) (sigs []Signal, bad, err error) {
+	vals, err := cmd.Result()
+	if err != nil {
+		return nil, nil, fmt.Errorf("signals of %s: %w", student, err)
+	}
+	sigs = make([]Signal, 0, len(vals))
 	for _, v := range vals {
 		var s Signal
 		if err := json.Unmarshal([]byte(v), &s); err != nil {
-			return nil, fmt.Errorf("signals of %s: unreadable entry: %w", student, err)
+			if bad == nil {
+				bad = err
+			}
+			continue
 		}
-		out = append(out, s)
+		sigs = append(sigs, s)
 	}
-	return out, nil
+	return sigs, bad, nil
 }
 
 // summarise summarises signals per kind, days counted in loc.

@@ -314,18 +314,25 @@ func (p *Processor) readCampus(ctx context.Context, policy *rules.Policy, ids []
 	if !policy.Behaviour.Enabled && !policy.Participation.Enabled {
 		return nil
 	}
+	var reads []ingest.CampusRead
 	for _, id := range ids {
-		l := students[id]
-		if l.academic == nil {
-			continue
+		if l := students[id]; l.academic != nil {
+			reads = append(reads, ingest.CampusRead{Student: id, Now: l.acadAt})
 		}
-		c, err := ingest.ReadCampus(ctx, p.rdb, id, policy, l.acadAt)
-		if err != nil {
-			return fmt.Errorf("campus signals of %s: %w", id, err)
-		}
-		l.campus = c
 	}
-	return nil
+	return p.retry(ctx, "campus signals", func() error {
+		cs, err := ingest.ReadCampusMany(ctx, p.rdb, reads, policy, func(student string, err error) {
+			p.logger.Warn("campus signal entry unreadable; left out", "student", student, "err", err)
+		})
+		if err != nil {
+			p.m.redisErrors.Inc()
+			return err
+		}
+		for i, r := range reads {
+			students[r.Student].campus = cs[i]
+		}
+		return nil
+	})
 }
 
 func (p *Processor) evaluateStudent(policy *rules.Policy, id string, l *latest, out *outputs) {
