@@ -26,7 +26,7 @@ const (
 // binary messages whole (fragments joined), control frames (ping, pong,
 // close) as they come, also between the fragments of a message. Bytes are
 // read into space() and announced with filled(); next() then returns each
-// complete message. Payloads stay valid until the next call to space().
+// complete message. A payload is valid until the next call to next or space.
 type frameParser struct {
 	buf  []byte // buf[r:w] is read and not yet parsed
 	r, w int
