@@ -57,6 +57,13 @@ func LoadModels(dir string) (*Models, error) {
 		m.expr.Close()
 		return nil, err
 	}
+	// One run of each CNN on a grey face square: OpenCV sets its layers up
+	// on the first forward pass, which would otherwise land on the first
+	// frame with a face (several times a normal frame's cost).
+	if err := m.warmUp(); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("%w: %v", models.ErrModel, err)
+	}
 	if err := m.loadBlaze(paths); err != nil {
 		m.Close()
 		return nil, err
@@ -84,6 +91,24 @@ func loadPigo(path string) (p *pigo.Pigo, err error) {
 		return nil, fmt.Errorf("%w: pigo cascade %s is too short", models.ErrModel, path)
 	}
 	return pigo.NewPigo().Unpack(b)
+}
+
+func (m *Models) warmUp() error {
+	const side = models.FaceInputSize
+	grey := make([]float32, side*side*3)
+	for i := range grey {
+		grey[i] = 128
+	}
+	blob, err := blobFromRGB(grey)
+	if err != nil {
+		return err
+	}
+	defer blob.Close()
+	out := make([][]float32, 2)
+	if err := m.expr.forward(blob, out); err != nil {
+		return err
+	}
+	return m.lm.forward(blob, out[:1])
 }
 
 // Version is the model-set version that goes into every event.

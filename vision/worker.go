@@ -252,10 +252,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.published.Inc()
 		return nil
 	}
+	// Once the source has ended, the frames still being scored belong to
+	// its last second: they join the final window instead of opening new
+	// ones as the scorer works through them.
+	capEnd, ended := capDone, false
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-capEnd:
+			capEnd, ended = nil, true
 		case faces, ok := <-results:
 			if !ok {
 				// The source ended and every captured frame is scored: emit
@@ -273,6 +279,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-tick.C:
 			if revoked() {
 				return nil
+			}
+			if ended {
+				continue
 			}
 			if err := flush(w.now()); err != nil {
 				return err

@@ -293,13 +293,15 @@ func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 	// between reads. The queue may drop what it cannot score, never most
 	// of what it could. On an idle machine (a frame ~10-25 ms) this is all
 	// 45 frames read, so the floors below are those of a quiet run: at
-	// least 5 frames in each full window, at least 20 in all. (When a frame
-	// costs more than a third of a second there is no per-window floor: the
-	// first frame, with the nets' first run, may then take the whole first
-	// window.) What does not depend on the load: one summary per second of
-	// video, and every frame read accounted for.
-	capacity := min(float64(run.frames), run.seconds*1000/max(run.scoreMS, 1e-3))
-	share := capacity / float64(run.frames)
+	// least 5 frames in each full window, at least 20 in all. When the
+	// scorer manages less than half the 15 frames/s read (a frame over
+	// 133 ms), how its frames fall into windows depends on the scheduler
+	// (a starved core hands out time in chunks of a second and more), so
+	// only the total is checked then. What does not depend on the load:
+	// one summary per second of video, and every frame read accounted for.
+	perSecond := 1000 / max(run.scoreMS, 1e-3)
+	capacity := min(float64(run.frames), run.seconds*perSecond)
+	share := min(1, perSecond/15)
 	frames, withFace := 0, 0
 	for i, m := range scores {
 		var sc stream.Score
@@ -312,8 +314,8 @@ func TestRunPublishesOneScorePerSecondAndNothingElse(t *testing.T) {
 		}
 		// 15 frames a second are read; a loaded machine may drop some in
 		// the queue, never most of those it had time to score.
-		if floor := int(5 * share); i < 3 && sc.Frames < floor {
-			t.Errorf("score %d covers %d frames of a 15 fps second; want ≥ %d (scorer capacity %.0f%% of the frames read)", i, sc.Frames, floor, 100*share)
+		if floor := int(5 * share); i < 3 && perSecond >= 7.5 && sc.Frames < floor {
+			t.Errorf("score %d covers %d frames of a 15 fps second; want ≥ %d (the scorer manages %.1f frames/s)", i, sc.Frames, floor, perSecond)
 		}
 		t.Logf("score %d: frames=%d face_ratio=%.2f attention=%.2f", i, sc.Frames, sc.FaceRatio, sc.Attention)
 		frames += sc.Frames
