@@ -124,6 +124,13 @@ func TestCatchUpLongerThanTheSendQueueArrivesWhole(t *testing.T) {
 	for range 40 {
 		missed = append(missed, h.xaddWarning(warning("s2", "S1", "C1", stream.CategoryEngagement, stream.LevelRed)))
 	}
+	// The hub (which follows the stream from before Started) must have
+	// read them before the client subscribes: live entries arriving during
+	// a catch-up wait in a list as long as the send queue, and more of
+	// them drop the client as too slow.
+	testenv.WaitFor(t, 10*time.Second, "the hub read the live warnings", func() bool {
+		return counterValue(t, h.reg, "classpulse_dashboard_live_messages_total", "kind", "warning") == 40
+	})
 	c, _, err := h.dial(h.token(Claims{Role: RoleAdmin}), nil)
 	if err != nil {
 		t.Fatal(err)
