@@ -5,7 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/processor"
 	"github.com/classpulse/classpulse/stream/state"
 )
 
@@ -83,5 +88,57 @@ func TestNextBatchSeesWarningsRaisedByABatchNotYetFlushed(t *testing.T) {
 	}
 	if total-raised != raised {
 		t.Fatalf("overlapped stages raised %d warnings, serial handling %d", raised, total-raised)
+	}
+}
+
+// A run that applied a batch and crashed before its second stage published
+// anything leaves the batch uncommitted. The next run gets it again: every
+// event is a duplicate by then, and the warnings the rules raised from it
+// must still be published, once.
+func TestWarningsOfABatchAppliedButNeverPublishedAreRaisedOnRedelivery(t *testing.T) {
+	p := startPipeline(t)
+	p.stop() // drive the stages directly
+	ctx := context.Background()
+	now := time.Now()
+	student := "crash-stu"
+	batch := scoreBatch(t, student, 0, 90, 0.1, now)
+
+	// The crashed run: first stage only.
+	if _, err := p.proc.StageBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := p.rdb.XLen(ctx, state.LiveWarnings).Result(); n != 0 {
+		t.Fatalf("%d warnings on the live feed before any second stage", n)
+	}
+
+	// The next run: a fresh process over the same Redis.
+	store, err := state.New(p.rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	next, err := processor.New(processor.Config{Brokers: []string{p.broker.Addr()}}, store, rules.NewHolder(rules.DefaultPolicy()), p.prod, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := next.HandleBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if dup := testutil.ToFloat64(counterWith(t, reg, "classpulse_processor_events_total", "duplicate")); dup != 90 {
+		t.Fatalf("redelivered events counted duplicate: %v, want 90 (nothing applied twice)", dup)
+	}
+	raised, _ := p.rdb.XLen(ctx, state.LiveWarnings).Result()
+	if raised == 0 {
+		t.Fatal("the warnings of the crashed run's batch were never raised")
+	}
+	if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc == "" {
+		t.Fatal("no open-warnings document saved on redelivery")
+	}
+	// Redelivered once more, it raises nothing new.
+	if err := next.HandleBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := p.rdb.XLen(ctx, state.LiveWarnings).Result(); again != raised {
+		t.Fatalf("a third delivery raised %d more warnings", again-raised)
 	}
 }

@@ -127,7 +127,10 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 			}
 			continue
 		}
-		if !publish || r.Status != state.Applied || (r.Live == nil && r.Academic == nil) {
+		// A duplicate with its state is evaluated too: the run that applied
+		// it may have crashed before publishing what the rules made of it,
+		// and reconciling with the open warnings raises only what is new.
+		if !publish || (r.Status != state.Applied && r.Status != state.Duplicate) || (r.Live == nil && r.Academic == nil) {
 			continue
 		}
 		l := students[h.Student]

@@ -23,7 +23,7 @@
 --       4 event second (unix), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed), 1 applied, 2 refused (camera consent revoked, or a student
+-- changed; a click or grade still returns the academic state), 1 applied, 2 refused (camera consent revoked, or a student
 -- under 14 without a guardian's camera consent), 3 erased,
 -- 4 stale (live: the caller's copy is not what Redis holds; nothing
 -- changed), 5 late (live: older than the horizon, only the offset moved).
@@ -149,6 +149,12 @@ local function academic(status)
 end
 
 if applied() then
+  -- Redelivered. A click or grade answers with the academic state, so
+  -- that the caller can evaluate the rules again: the run that applied it
+  -- may have crashed before publishing what they made of it.
+  if kind == 'click' or kind == 'grade' then
+    return academic(0)
+  end
   return {0}
 end
 redis.call('HSET', KEYS[1], offField, offset)

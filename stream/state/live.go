@@ -403,12 +403,18 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		r.course = course
 		st.pairs = append(st.pairs, "course", course)
 	}
-	l := &Live{HeadUnix: head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2])}
-	if r.lf >= 0 {
-		l.FaceAbsentSeconds = float64(head - r.lf)
-	} else {
-		l.FaceAbsentSeconds = float64(head - fs + 1)
-	}
-	st.live = l
+	st.live = r.snapshot(fs)
 	return st, buf
+}
+
+// snapshot is the state the rules see, with fs standing in for the first
+// second when none is stored.
+func (r *rolling) snapshot(fs int64) *Live {
+	l := &Live{HeadUnix: r.head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2])}
+	if r.lf >= 0 {
+		l.FaceAbsentSeconds = float64(r.head - r.lf)
+	} else {
+		l.FaceAbsentSeconds = float64(r.head - fs + 1)
+	}
+	return l
 }

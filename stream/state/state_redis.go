@@ -155,7 +155,11 @@ func (s Status) String() string {
 // Result is the state of one student right after one event was applied:
 // Live after a score, Academic after a click or a grade.
 type Result struct {
-	Status   Status
+	Status Status
+	// Live (a score) or Academic (a click or grade) is the student's state
+	// after the event: set when it was applied, and when it was a
+	// duplicate whose state the store read anyway, so that a redelivered
+	// batch is evaluated again.
 	Live     *Live
 	Academic *Academic
 	// Open is the student's open-warnings document as stored (may be empty).
@@ -208,6 +212,9 @@ type call struct {
 	args    []any
 	student string // set for scores
 	live    *Live  // what the score computed
+	// getOpen: not a script call but a GET of the student's open
+	// warnings, for a score the copy knows to be applied already.
+	getOpen bool
 }
 
 // applyRound applies ops[idx…] (in order) and fills their results; it
@@ -244,7 +251,20 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 			r.offField, r.off = field, -1
 		}
 		if r.off >= 0 && op.Offset <= r.off {
-			out[i] = Result{Status: Duplicate}
+			// Applied before, perhaps by a run that crashed before it
+			// published what the rules made of it: the result carries the
+			// state now and the open warnings, so that the caller can
+			// evaluate again (reconciling with the open warnings raises
+			// only what was not raised yet).
+			if r.head >= 0 {
+				fs := r.fs
+				if fs < 0 {
+					fs = r.head
+				}
+				calls = append(calls, call{op: i, student: sc.Student, live: r.snapshot(fs), getOpen: true})
+			} else {
+				out[i] = Result{Status: Duplicate}
+			}
 			continue
 		}
 		expect := r.version
@@ -294,6 +314,11 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 				return nil, fmt.Errorf("state: result of %s offset %d: %w", ops[c.op].Topic, ops[c.op].Offset, err)
 			}
 			out[c.op] = r
+			continue
+		}
+		if c.getOpen {
+			open, _ := cmds[k].Val().(string)
+			out[c.op] = Result{Status: Duplicate, Live: c.live, Open: []byte(open)}
 			continue
 		}
 		arr, _ := cmds[k].Val().([]any)
@@ -447,19 +472,31 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(calls))
 	for i, c := range calls {
+		if c.getOpen {
+			cmds[i] = redis.NewCmd(ctx, "get", WarnKey(c.student))
+			_ = pipe.Process(ctx, cmds[i])
+			continue
+		}
 		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, c.args...)
 	}
 	if len(calls) == 0 {
 		return cmds, nil
 	}
-	_, err := pipe.Exec(ctx)
-	if err != nil {
+	if _, err := pipe.Exec(ctx); err != nil {
+		// A missing open-warnings document (redis.Nil) is no failure.
+		var first error
 		for _, c := range cmds {
-			if c.Err() != nil && isNoScript(c.Err()) {
-				return cmds, c.Err()
+			switch err := c.Err(); {
+			case err == nil || errors.Is(err, redis.Nil):
+			case isNoScript(err):
+				return cmds, err
+			case first == nil:
+				first = err
 			}
 		}
-		return cmds, fmt.Errorf("state: apply pipeline: %w", err)
+		if first != nil {
+			return cmds, fmt.Errorf("state: apply pipeline: %w", first)
+		}
 	}
 	return cmds, nil
 }
@@ -534,6 +571,16 @@ func parseResult(v any) (Result, error) {
 	code, _ := arr[0].(int64)
 	switch code {
 	case 0:
+		// A duplicate click or grade comes with the academic state, like
+		// an applied one (see the duplicate score in applyRound).
+		if len(arr) == 6 {
+			ac, err := parseAcademic(arr[1:5])
+			if err != nil {
+				return Result{}, err
+			}
+			open, _ := arr[5].(string)
+			return Result{Status: Duplicate, Academic: ac, Open: []byte(open)}, nil
+		}
 		return Result{Status: Duplicate}, nil
 	case 2:
 		return Result{Status: Refused}, nil

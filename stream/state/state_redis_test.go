@@ -115,6 +115,15 @@ func TestRedeliveredBatchChangesNothing(t *testing.T) {
 	if got := first[2].Academic.Study["calculus"].ByTerm["2026-autumn"]; got != 600 {
 		t.Fatalf("study seconds %v, want 600", got)
 	}
+	// A duplicate still carries the state after it (for the rules to be
+	// evaluated again after a crash): the last score's windows, the
+	// click's academic state.
+	if again[1].Live == nil || *again[1].Live != *first[1].Live {
+		t.Errorf("redelivered score's state %+v, want %+v", again[1].Live, first[1].Live)
+	}
+	if again[2].Academic == nil || again[2].Academic.Study["calculus"].ByTerm["2026-autumn"] != 600 {
+		t.Errorf("redelivered click's academic state %+v", again[2].Academic)
+	}
 	// One more new click proves the redelivery did not double count.
 	next := apply(t, s, Op{Event: &stream.Click{Header: stream.NewHeader("st1", t0), Course: "calculus", Kind: stream.KindStudy, DurationS: 60},
 		Topic: stream.TopicClicks, Partition: 1, Offset: 6})
