@@ -21,10 +21,7 @@ func SetThreads(n int) { C.cp_set_num_threads(C.int(n)) }
 // poseModel is a generic adult head in millimetres in a camera-aligned
 // frame (x right, y down, z away from the camera), so a frontal face has
 // an identity rotation. Indices are the iBUG 68-point landmarks used.
-var poseModel = []struct {
-	idx     int
-	x, y, z float64
-}{
+var poseModel = []posePoint{
 	{30, 0, 0, 0},         // nose tip
 	{8, 0, 330, 65},       // chin
 	{36, -225, -170, 135}, // left eye outer corner (image left)
@@ -34,6 +31,12 @@ var poseModel = []struct {
 	{27, 0, -200, 80},     // nose bridge
 }
 
+// posePoint is a landmark index with its position in a head model.
+type posePoint struct {
+	idx     int
+	x, y, z float64
+}
+
 var errPose = errors.New("head pose: solvePnP failed")
 
 // headPose estimates yaw and pitch in degrees from 68 landmarks in frame
@@ -41,12 +44,20 @@ var errPose = errors.New("head pose: solvePnP failed")
 // centre as principal point. Yaw > 0: the face turns towards the image's
 // right; pitch > 0: the face tilts up.
 func headPose(lm *[68][2]float64, width, height int) (yaw, pitch float64, err error) {
-	n := len(poseModel)
+	return solvePose(poseModel, lm[:], width, height)
+}
+
+// solvePose is headPose for any head model whose indices point into pts.
+func solvePose(model []posePoint, pts [][2]float64, width, height int) (yaw, pitch float64, err error) {
+	n := len(model)
 	obj := make([]C.double, 3*n)
 	img := make([]C.double, 2*n)
-	for i, p := range poseModel {
+	for i, p := range model {
+		if p.idx < 0 || p.idx >= len(pts) {
+			return 0, 0, errPose
+		}
 		obj[3*i], obj[3*i+1], obj[3*i+2] = C.double(p.x), C.double(p.y), C.double(p.z)
-		img[2*i], img[2*i+1] = C.double(lm[p.idx][0]), C.double(lm[p.idx][1])
+		img[2*i], img[2*i+1] = C.double(pts[p.idx][0]), C.double(pts[p.idx][1])
 	}
 	var r, t [3]C.double
 	ok := C.cp_solve_pnp((*C.double)(unsafe.Pointer(&obj[0])), (*C.double)(unsafe.Pointer(&img[0])), C.int(n),
