@@ -97,6 +97,24 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 		}
 		ops = append(ops, state.Op{Event: events[i], Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
 	}
+	// The documents the previous batch computed and has not saved yet are
+	// looked up before the scripts read the stored ones: once its second
+	// stage has saved a document it drops it from pending, possibly after
+	// a script here read the older stored one.
+	var unsaved map[string][]byte
+	if publish {
+		p.pending.Lock()
+		for _, op := range ops {
+			id := op.Event.EventHeader().Student
+			if doc, ok := p.pending.opens[id]; ok {
+				if unsaved == nil {
+					unsaved = map[string][]byte{}
+				}
+				unsaved[id] = doc
+			}
+		}
+		p.pending.Unlock()
+	}
 	policy := p.policy.Policy()
 	results, err := p.apply(ctx, policy, ops)
 	if err != nil {
@@ -158,14 +176,11 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	if err := p.readCampus(ctx, policy, ids, students); err != nil {
 		return nil, err
 	}
-	p.pending.Lock()
 	for _, id := range ids {
-		if doc, ok := p.pending.opens[id]; ok {
-			// The previous batch's document, not saved yet.
+		if doc, ok := unsaved[id]; ok {
 			students[id].open = doc
 		}
 	}
-	p.pending.Unlock()
 	for _, id := range ids {
 		p.evaluateStudent(policy, id, students[id], out)
 	}
