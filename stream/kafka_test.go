@@ -165,7 +165,22 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 				<-work.Done()
 				return work.Err()
 			}
-			time.Sleep(5 * time.Millisecond)
+			// Finish only once the next batch's first stage has begun:
+			// the consumer must not wait for this stage before starting it.
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				mu.Lock()
+				next := firsts[len(firsts)-1] > first
+				mu.Unlock()
+				if next {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("the batch after offset %d was not started while its second stage ran", first)
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
 			mu.Lock()
 			finished = append(finished, first)
 			mu.Unlock()
