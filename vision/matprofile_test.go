@@ -14,7 +14,8 @@ import (
 	"github.com/classpulse/classpulse/vision/consent"
 )
 
-// TestScoringLeaksNoMats runs the scorer over real photos and bad input,
+// TestScoringLeaksNoMats runs the scorer (default and mtcnn chains) over
+// real photos and bad input,
 // and a worker (capture queue, tracking detector) over a clip, and requires
 // gocv's Mat count back where it started (go test -tags matprofile ./vision).
 func TestScoringLeaksNoMats(t *testing.T) {
@@ -30,17 +31,19 @@ func TestScoringLeaksNoMats(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		s := NewScorer(m, ScoreConfig{})
-		defer s.Close()
-		for _, f := range []string{"sample1.jpg", "sample6.jpg"} {
-			img, err := ReadImage(demoDir + "/" + f)
-			if err != nil {
-				t.Fatal(err)
+		for _, chain := range []string{DefaultChain, ChainMTCNN} {
+			s := NewScorer(m, ScoreConfig{Detect: DetectConfig{Chain: chain}})
+			for _, f := range []string{"sample1.jpg", "sample6.jpg"} {
+				img, err := ReadImage(demoDir + "/" + f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := s.ScoreFrame(img, 0); err != nil {
+					t.Fatal(err)
+				}
+				img.Close()
 			}
-			if _, err := s.ScoreFrame(img, 0); err != nil {
-				t.Fatal(err)
-			}
-			img.Close()
+			s.Close()
 		}
 		if _, err := DecodeImage([]byte("not an image, just text")); err == nil {
 			t.Fatal("garbage decoded")
