@@ -383,7 +383,7 @@ func (p *poller) add(bc *benchConn) error {
 
 // run reads until stop is set (checked every 100 ms while idle). A client
 // whose connection fails or is closed by the server is taken out and keeps
-// its error.
+// its error (it counts as dropped).
 func (p *poller) run(stop *atomic.Bool) error {
 	events := make([]syscall.EpollEvent, 256)
 	var now int64
@@ -428,10 +428,8 @@ func (p *poller) run(stop *atomic.Bool) error {
 				err = bc.handle(handlers[ev.Fd])
 			}
 			if err != nil {
-				if !stop.Load() {
-					bc.err = err
-				}
-				bc.close() // also takes it out of the epoll set
+				bc.err = err // the run's end closes sockets only after the pollers stop
+				bc.close()   // also takes it out of the epoll set
 			}
 		}
 		if n < len(events) && pollPause > 0 {
