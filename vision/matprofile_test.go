@@ -15,9 +15,9 @@ import (
 )
 
 // TestScoringLeaksNoMats runs the scorer (default and mtcnn chains) over
-// real photos and bad input,
-// and a worker (capture queue, tracking detector) over a clip, and requires
-// gocv's Mat count back where it started (go test -tags matprofile ./vision).
+// real photos and bad input, and a worker (capture queue, tracking
+// detector) over a clip, and requires gocv's Mat count back where it
+// started (go test -tags matprofile ./vision).
 func TestScoringLeaksNoMats(t *testing.T) {
 	clip := writeTestClip(t, 15) // its frames are freed at cleanup, after the count
 	cpath := filepath.Join(t.TempDir(), "consent.json")

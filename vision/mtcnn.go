@@ -278,9 +278,9 @@ func (m *mtcnnNets) refine(rgb gocv.Mat, boxes []mtBox, net *mtcnnNet, side int,
 		boxes = boxes[:maxBatch*4]
 	}
 	var kept []mtBox
-	crop := gocv.NewMat()
-	defer crop.Close()
-	small := gocv.NewMat()
+	part := gocv.NewMat() // the in-frame part of a box, resized
+	defer part.Close()
+	small := gocv.NewMatWithSize(side, side, gocv.MatTypeCV8UC3)
 	defer small.Close()
 	bounds := image.Rect(0, 0, rgb.Cols(), rgb.Rows())
 	for start := 0; start < len(boxes); start += maxBatch {
@@ -296,15 +296,22 @@ func (m *mtcnnNets) refine(rgb gocv.Mat, boxes []mtBox, net *mtcnnNet, side int,
 			if in2.Empty() {
 				continue
 			}
-			crop.Close()
-			crop = gocv.NewMatWithSize(r.Dy(), r.Dx(), gocv.MatTypeCV8UC3)
-			crop.SetTo(gocv.NewScalar(0, 0, 0, 0))
+			// The box resized to side×side, zero where it leaves the frame:
+			// only its in-frame part is resized, into the matching part of
+			// the crop, so a box far outside allocates nothing large.
+			kx, ky := float64(side)/float64(r.Dx()), float64(side)/float64(r.Dy())
+			d := image.Rect(int(math.Round(float64(in2.Min.X-r.Min.X)*kx)), int(math.Round(float64(in2.Min.Y-r.Min.Y)*ky)),
+				int(math.Round(float64(in2.Max.X-r.Min.X)*kx)), int(math.Round(float64(in2.Max.Y-r.Min.Y)*ky))).Intersect(image.Rect(0, 0, side, side))
+			if d.Dx() < 1 || d.Dy() < 1 {
+				continue
+			}
+			small.SetTo(gocv.NewScalar(0, 0, 0, 0))
 			src := rgb.Region(in2)
-			dst := crop.Region(in2.Sub(r.Min))
-			src.CopyTo(&dst)
+			gocv.Resize(src, &part, d.Size(), 0, 0, gocv.InterpolationArea)
 			src.Close()
+			dst := small.Region(d)
+			part.CopyTo(&dst)
 			dst.Close()
-			gocv.Resize(crop, &small, image.Pt(side, side), 0, 0, gocv.InterpolationArea)
 			v, err := nchw(small)
 			if err != nil {
 				return nil, err
