@@ -37,8 +37,9 @@ func modelsBuild(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("model set %s written to %s (max abs diff expression %.3g, landmark68 %.3g)\n",
-		man.Version, cfg.OutDir, man.Verify["expression"], man.Verify["landmark68"])
+	fmt.Printf("model set %s written to %s (max abs diff expression %.3g, landmark68 %.3g, mtcnn pnet %.3g rnet %.3g onet %.3g)\n",
+		man.Version, cfg.OutDir, man.Verify["expression"], man.Verify["landmark68"],
+		man.Verify["mtcnn_pnet"], man.Verify["mtcnn_rnet"], man.Verify["mtcnn_onet"])
 	return nil
 }
 
