@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"gocv.io/x/gocv"
+
 	"github.com/classpulse/classpulse/vision/models"
 )
 
@@ -205,5 +207,51 @@ func TestBrokenMTCNNFileIsAClearError(t *testing.T) {
 	cfg := BuildConfig{MTCNNDir: pkg, OutDir: t.TempDir(), FitDir: demoDir, MaxDiff: 1e-3}
 	if err := convertMTCNN(man, cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || len(man.Files) != 0 {
 		t.Fatalf("truncated TFLite file accepted: %v %v", err, man.Files)
+	}
+}
+
+// TestMTCNNGuardsItsInputs: what OpenCV would throw on is an ErrBadImage
+// before it gets there, and odd but valid frames (thin strips, the
+// smallest frame, a black one) run through the whole chain without
+// finding a face.
+func TestMTCNNGuardsItsInputs(t *testing.T) {
+	m := loadTestModels(t)
+	tests := []struct {
+		name    string
+		img     func() gocv.Mat
+		wantErr bool
+	}{
+		{"empty", func() gocv.Mat { return gocv.NewMat() }, true},
+		{"gray", func() gocv.Mat { return gocv.NewMatWithSize(100, 100, gocv.MatTypeCV8U) }, true},
+		{"float", func() gocv.Mat { return gocv.NewMatWithSize(100, 100, gocv.MatTypeCV32FC3) }, true},
+		{"8x8", func() gocv.Mat { return gocv.NewMatWithSize(8, 8, gocv.MatTypeCV8UC3) }, true},
+		{"wide strip", func() gocv.Mat { return gocv.NewMatWithSize(32, 8000, gocv.MatTypeCV8UC3) }, false},
+		{"tall strip", func() gocv.Mat { return gocv.NewMatWithSize(8000, 32, gocv.MatTypeCV8UC3) }, false},
+		{"smallest", func() gocv.Mat { return gocv.NewMatWithSize(32, 32, gocv.MatTypeCV8UC3) }, false},
+		{"black VGA", func() gocv.Mat { return gocv.NewMatWithSize(480, 640, gocv.MatTypeCV8UC3) }, false},
+	}
+	d := newDetector(m, DetectConfig{Chain: ChainMTCNN})
+	defer d.Close()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			img := tc.img()
+			defer img.Close()
+			if !img.Empty() && img.Type() == gocv.MatTypeCV8UC3 {
+				img.SetTo(gocv.NewScalar(0, 0, 0, 0))
+			}
+			faces, err := d.detect(img)
+			if tc.wantErr {
+				if !errors.Is(err, ErrBadImage) {
+					t.Fatalf("err = %v, want ErrBadImage", err)
+				}
+				if _, err := m.mtcnn.detect(img, 20); !errors.Is(err, ErrBadImage) {
+					t.Fatalf("cascade: err = %v, want ErrBadImage", err)
+				}
+				return
+			}
+			if err != nil || len(faces) != 0 {
+				t.Fatalf("faces %v, err %v; want none and no error", faces, err)
+			}
+		})
 	}
 }
