@@ -71,7 +71,7 @@ func (c *ConsumerConfig) applyDefaults() {
 		c.MaxBatch = 500
 	}
 	if c.BatchWait <= 0 {
-		c.BatchWait = 2 * time.Millisecond
+		c.BatchWait = 500 * time.Microsecond
 	}
 	if c.CommitInterval <= 0 {
 		c.CommitInterval = time.Second

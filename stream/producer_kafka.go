@@ -58,7 +58,7 @@ func NewDialer(clientID string, tc *tls.Config) *kafka.Dialer {
 
 func (c *ProducerConfig) applyDefaults() {
 	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 2 * time.Millisecond
+		c.BatchTimeout = 500 * time.Microsecond
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 100
