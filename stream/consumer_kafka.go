@@ -45,7 +45,8 @@ type ConsumerConfig struct {
 	// MaxBatch is the most messages handed to the handler at once. Default 500.
 	MaxBatch int
 	// BatchWait is how long to wait for more messages once one has arrived,
-	// before handing over a partial batch. Default 2ms.
+	// before handing over a partial batch. Default 0.5ms: longer waits set
+	// the batch cycle at moderate rates, keeping batches small and latency up.
 	BatchWait time.Duration
 	// CommitInterval is how often applied offsets are committed. Default 1s.
 	// Offsets are committed only after the handler returned nil for them.

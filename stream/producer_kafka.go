@@ -18,7 +18,7 @@ type ProducerConfig struct {
 	// Brokers are the bootstrap host:port pairs. Required.
 	Brokers []string
 	// BatchTimeout is how long a partial batch waits for more messages
-	// before it is sent. Default 2ms: kafka-go's 1s default would add a
+	// before it is sent. Default 0.5ms: kafka-go's 1s default would add a
 	// second to every live warning.
 	BatchTimeout time.Duration
 	// BatchSize is the most messages per partition in one produce request;
