@@ -217,6 +217,9 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	fmt.Fprintf(out, "fanout: CPU while writing: server %.2f cores, client process %.2f cores\n",
 		serverCPU/elapsed.Seconds(), clientCPU/elapsed.Seconds())
 	time.Sleep(time.Second) // let the last pushes land
+	// Read before the client process is told to end: its clients then
+	// close their sockets, which the server counts as client_closed.
+	dropped := disconnects(reg)
 	_ = stdin.Close()
 	if !lines.Scan() {
 		return fmt.Errorf("client process gave no result: %v", lines.Err())
@@ -225,8 +228,8 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	if err := json.Unmarshal(lines.Bytes(), &res); err != nil {
 		return fmt.Errorf("client result %q: %w", lines.Text(), err)
 	}
-	if d := disconnects(reg); d != "" {
-		fmt.Fprintf(out, "fanout: server-side disconnects during the run: %s\n", d)
+	if dropped != "" {
+		fmt.Fprintf(out, "fanout: server-side disconnects during the run: %s\n", dropped)
 	}
 	want := int64(sent) * int64(*clients)
 	fmt.Fprintf(out, "fanout: sent %d warnings, %d deliveries of %d expected, %d clients dropped, p50 %.1f ms, max %.1f ms, connect %.0f ms\n",
