@@ -125,7 +125,6 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	for i, r := range results {
 		op := ops[i]
 		h := op.Event.EventHeader()
-		p.m.events.WithLabelValues(op.Topic, r.Status.String()).Inc()
 		if r.Status == state.Applied || r.Status == state.Late {
 			p.m.latency.Observe(applied.Sub(h.TS.Time).Seconds())
 		}
@@ -280,8 +279,12 @@ func (p *Processor) apply(ctx context.Context, policy *rules.Policy, ops []state
 				}
 				p.ready.Store(true)
 				p.m.scriptDur.Observe(time.Since(start).Seconds())
+				// Counted as soon as the group is applied: another group of
+				// the batch may fail, and its redelivery will find these
+				// events already applied.
 				for j, i := range idx {
 					results[i] = res[j]
+					p.m.events.WithLabelValues(sub[j].Topic, res[j].Status.String()).Inc()
 				}
 				return nil
 			})
