@@ -50,7 +50,7 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 // evaluates the policy; the returned finish publishes warnings and tiles
 // to Kafka, mirrors warnings into the live feed and saves the
 // open-warnings documents, while the next batch's first stage runs. That
-// stage sees this batch's documents before they are saved (pendingOpens).
+// stage sees this batch's documents before they are saved (p.pending).
 func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) (func(context.Context) error, error) {
 	return p.stage(ctx, batch, true)
 }
