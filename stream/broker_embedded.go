@@ -35,9 +35,6 @@ type EmbeddedConfig struct {
 	TLS *tls.Config
 }
 
-// embeddedSegmentBytes is the embedded broker's segment size.
-const embeddedSegmentBytes = 8 << 20
-
 // StartEmbeddedBroker starts the broker and creates every classpulse topic.
 // The caller owns the broker and must Close it.
 func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBroker, error) {
@@ -65,11 +62,6 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.ClusterID("classpulse-embedded"),
-		// The broker keeps a segment in one growing byte slice, doubled
-		// when full: at the default 100 MB segments, every partition
-		// (which grow in step under round-robin keys) copying tens of MB
-		// at once stalled every request for hundreds of milliseconds.
-		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(embeddedSegmentBytes)}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kfake.TLS(cfg.TLS))
