@@ -30,17 +30,8 @@ type blazeNet struct {
 // loadBlaze reads a BlazeFace ONNX file whose checksum the caller has
 // verified against the manifest, and checks its outputs on a blank input.
 func loadBlaze(path string, size int) (*blazeNet, error) {
-	net := gocv.ReadNetFromONNX(path)
-	if net.Empty() {
-		net.Close()
-		return nil, fmt.Errorf("%w: OpenCV could not load %s", models.ErrModel, path)
-	}
-	if err := net.SetPreferableBackend(gocv.NetBackendOpenCV); err != nil {
-		net.Close()
-		return nil, err
-	}
-	if err := net.SetPreferableTarget(gocv.NetTargetCPU); err != nil {
-		net.Close()
+	net, err := readONNX(path)
+	if err != nil {
 		return nil, err
 	}
 	b := &blazeNet{net: net, size: size, scaled: gocv.NewMat(),

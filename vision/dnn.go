@@ -16,20 +16,31 @@ type cnn struct {
 	size []int // expected length of each output
 }
 
-// loadCNN reads an ONNX file whose checksum the caller has verified against
-// the manifest; OpenCV aborts the process on a malformed file.
-func loadCNN(path string, outs []string, sizes []int) (*cnn, error) {
+// readONNX loads an ONNX file into OpenCV's DNN module on its CPU backend.
+// The caller has verified the file's checksum against the manifest:
+// OpenCV aborts the process on a malformed file.
+func readONNX(path string) (gocv.Net, error) {
 	net := gocv.ReadNetFromONNX(path)
 	if net.Empty() {
 		net.Close()
-		return nil, fmt.Errorf("%w: OpenCV could not load %s", models.ErrModel, path)
+		return gocv.Net{}, fmt.Errorf("%w: OpenCV could not load %s", models.ErrModel, path)
 	}
 	if err := net.SetPreferableBackend(gocv.NetBackendOpenCV); err != nil {
 		net.Close()
-		return nil, err
+		return gocv.Net{}, err
 	}
 	if err := net.SetPreferableTarget(gocv.NetTargetCPU); err != nil {
 		net.Close()
+		return gocv.Net{}, err
+	}
+	return net, nil
+}
+
+// loadCNN reads an ONNX file whose checksum the caller has verified against
+// the manifest; OpenCV aborts the process on a malformed file.
+func loadCNN(path string, outs []string, sizes []int) (*cnn, error) {
+	net, err := readONNX(path)
+	if err != nil {
 		return nil, err
 	}
 	return &cnn{net: net, outs: outs, size: sizes}, nil

@@ -36,17 +36,8 @@ type mtcnnNet struct {
 }
 
 func loadMTCNNNet(path string, outs []string, size []int) (*mtcnnNet, error) {
-	net := gocv.ReadNetFromONNX(path)
-	if net.Empty() {
-		net.Close()
-		return nil, fmt.Errorf("%w: OpenCV could not load %s", models.ErrModel, path)
-	}
-	if err := net.SetPreferableBackend(gocv.NetBackendOpenCV); err != nil {
-		net.Close()
-		return nil, err
-	}
-	if err := net.SetPreferableTarget(gocv.NetTargetCPU); err != nil {
-		net.Close()
+	net, err := readONNX(path)
+	if err != nil {
 		return nil, err
 	}
 	return &mtcnnNet{net: net, outs: outs, size: size}, nil
