@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -193,6 +194,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		batch = append(batch, m)
 		batch = c.fill(ctx, r, batch)
+		if c.logger.Enabled(ctx, slog.LevelDebug) {
+			c.logger.Debug("batch fetched", "messages", len(batch), "ranges", Ranges(batch))
+		}
 		finish, err := c.handler(work, batch)
 		if err != nil {
 			if work.Err() != nil {
@@ -219,6 +223,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 					return nil
 				}
 				return fmt.Errorf("consumer: commit: %w", err)
+			}
+			if c.logger.Enabled(work, slog.LevelDebug) {
+				c.logger.Debug("batch committed", "ranges", Ranges(batch))
 			}
 		} else {
 			fl = c.fly(work, r, finish, batch)
@@ -254,9 +261,49 @@ func (c *Consumer) fly(work context.Context, r *kafka.Reader, finish func(contex
 		}
 		if err := r.CommitMessages(work, batch...); err != nil {
 			f.err = fmt.Errorf("consumer: commit: %w", err)
+			return
+		}
+		if c.logger.Enabled(work, slog.LevelDebug) {
+			c.logger.Debug("batch committed", "ranges", Ranges(batch))
 		}
 	}()
 	return f
+}
+
+// Ranges describes which offsets a batch holds, for debug logs: one
+// "topic/partition:first-last(count)" per partition, in order of first
+// appearance. A count below last-first+1 shows a gap.
+func Ranges(batch []Message) string {
+	type span struct {
+		first, last int64
+		n           int
+	}
+	type tp struct {
+		topic string
+		part  int
+	}
+	var order []tp
+	spans := map[tp]*span{}
+	for _, m := range batch {
+		k := tp{m.Topic, m.Partition}
+		sp := spans[k]
+		if sp == nil {
+			sp = &span{first: m.Offset}
+			spans[k] = sp
+			order = append(order, k)
+		}
+		sp.last = m.Offset
+		sp.n++
+	}
+	var b strings.Builder
+	for i, k := range order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		sp := spans[k]
+		fmt.Fprintf(&b, "%s/%d:%d-%d(%d)", k.topic, k.part, sp.first, sp.last, sp.n)
+	}
+	return b.String()
 }
 
 // fill adds messages already fetched, waiting at most BatchWait for more.

@@ -116,8 +116,12 @@ func startChild(t *testing.T, logPath, metricsAddr, bin string, args ...string) 
 func startProcessor(t *testing.T, broker, redisAddr, group, logPath string) *child {
 	t.Helper()
 	addr := freeAddr(t)
+	level := os.Getenv("CLASSPULSE_FAULT_LOG_LEVEL")
+	if level == "" {
+		level = "warn"
+	}
 	return startChild(t, logPath, addr, binary, "processor", "--brokers", broker, "--redis", redisAddr, "--group", group,
-		"--metrics-addr", addr, "--no-class-stage", "--log-level", "warn")
+		"--metrics-addr", addr, "--no-class-stage", "--log-level", level)
 }
 
 // Kill sends SIGKILL and waits for the process to be gone.
@@ -342,7 +346,47 @@ func (w *workload) waitAll(t *testing.T, rdb *redis.Client, timeout time.Duratio
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	t.Fatalf("lost events: %d of %d clicks counted after %v\nprocessor log tail:\n%s", n, w.clicks, timeout, tail(logPath, 30))
+	keepLog(t, logPath)
+	t.Fatalf("lost events: %d of %d clicks counted after %v\n%s\nprocessor log tail:\n%s", n, w.clicks, timeout, w.missing(t, rdb), tail(logPath, 30))
+}
+
+// missing names the students whose clicks fall short, by how many, and
+// the last offsets their state records as applied.
+func (w *workload) missing(t *testing.T, rdb *redis.Client) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := w.digest(ctx, rdb)
+	if err != nil {
+		return "digest: " + err.Error()
+	}
+	count, _, _ := w.totals(d)
+	var b strings.Builder
+	for _, s := range w.students {
+		if short := w.wantCount[s] - count[s]; short != 0 {
+			offs, _ := rdb.HGetAll(ctx, state.StudentTag(s)+":off").Result()
+			fmt.Fprintf(&b, "%s: %d clicks short; last applied offsets %v\n", s, short, offs)
+		}
+	}
+	return b.String()
+}
+
+// keepLog copies a failed run's processor log into CLASSPULSE_FAULT_KEEP
+// (a folder), when set, so that a debug-level log outlives the test.
+func keepLog(t *testing.T, logPath string) {
+	dir := os.Getenv("CLASSPULSE_FAULT_KEEP")
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(logPath)
+	if err == nil {
+		dst := filepath.Join(dir, fmt.Sprintf("%s-%d-%s", t.Name(), time.Now().Unix(), filepath.Base(logPath)))
+		err = os.WriteFile(dst, b, 0o644)
+		t.Logf("processor log kept in %s", dst)
+	}
+	if err != nil {
+		t.Logf("keeping the log: %v", err)
+	}
 }
 
 // compare waits (up to 20 s) for the trailing score events to land, until

@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +123,9 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 		return nil, err
 	}
 	applied := p.now()
+	if p.logger.Enabled(ctx, slog.LevelDebug) {
+		p.logger.Debug("batch applied", "outcomes", outcomes(ops, results))
+	}
 	students := map[string]*latest{}
 	for i, r := range results {
 		op := ops[i]
@@ -216,6 +221,33 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 		}
 		return nil
 	}, nil
+}
+
+// outcomes summarises a batch's results for debug logs: per topic and
+// partition, how many events had each outcome.
+func outcomes(ops []state.Op, results []state.Result) string {
+	type key struct {
+		topic  string
+		part   int
+		status state.Status
+	}
+	var order []key
+	n := map[key]int{}
+	for i, op := range ops {
+		k := key{op.Topic, op.Partition, results[i].Status}
+		if n[k] == 0 {
+			order = append(order, k)
+		}
+		n[k]++
+	}
+	var b strings.Builder
+	for i, k := range order {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s/%d:%s=%d", k.topic, k.part, k.status, n[k])
+	}
+	return b.String()
 }
 
 // parallel runs f over [0, n) split into Parallel contiguous ranges, one
