@@ -20,46 +20,74 @@
 --                    only here
 --
 -- ARGV: 1 kind (live|click|grade|consent), 2 offset field, 3 offset,
---       4 event second (unix), then per kind (see each branch).
+--       4 event second (unix), 5 the offset of the previous event of the
+--       same student and offset field in the caller's pipeline ('' when
+--       this is the first), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed; a click or grade still returns the academic state), 1 applied, 2 refused (camera consent revoked, or a student
--- under 14 without a guardian's camera consent), 3 erased,
--- 4 stale (live: the caller's copy is not what Redis holds; nothing
--- changed), 5 late (live: older than the horizon, only the offset moved).
+-- changed; a click or grade still returns the academic state), 1 applied,
+-- 2 refused (camera consent revoked, or a student under 14 without a
+-- guardian's camera consent), 3 erased, 4 stale (live: the caller's copy
+-- is not what Redis holds; nothing changed), 5 late (live: older than the
+-- horizon, only the offset moved), 6 gap (the previous event of the
+-- caller's pipeline, ARGV 5, is not applied; nothing changed).
+--
+-- Why the gap check: the calls of one pipeline can fail one by one (a
+-- NOSCRIPT before another client loaded this script, a failover, an
+-- error reply) while later ones succeed. A later event applied before an
+-- earlier one would make the earlier one look like a redelivery and be
+-- skipped for good. With the check, each student's applied events of a
+-- pipeline are a prefix of its events there, and sending the pipeline
+-- again in order applies exactly the rest.
 
 local kind = ARGV[1]
 local offField = ARGV[2]
 local offset = tonumber(ARGV[3])
 local t = tonumber(ARGV[4])
 
+local lastRead, last = false, nil
+local function lastApplied()
+  if not lastRead then
+    local v = redis.call('HGET', KEYS[1], offField)
+    last, lastRead = v and tonumber(v) or nil, true
+  end
+  return last
+end
+
 local function applied()
-  local last = redis.call('HGET', KEYS[1], offField)
-  return last and tonumber(last) >= offset
+  local l = lastApplied()
+  return l ~= nil and l >= offset
+end
+
+if ARGV[5] ~= '' then
+  local l = lastApplied()
+  if l == nil or l < tonumber(ARGV[5]) then
+    return {6}
+  end
 end
 
 if kind == 'live' then
-  -- ARGV 5 version "v" of the live hash the caller's copy was based on
-  --      ('' none), 6 ttl seconds ('' leaves the expiry as it is: the
+  -- ARGV 6 version "v" of the live hash the caller's copy was based on
+  --      ('' none), 7 ttl seconds ('' leaves the expiry as it is: the
   --      caller refreshes it once a minute of event time, and on every
-  --      write that may create the hash), 7 mode: w write, f fresh (the
+  --      write that may create the hash), 8 mode: w write, f fresh (the
   --      rolling state starts afresh), l late (older than the horizon:
-  --      nothing to write), b write and add vector 8 to the bucket of
+  --      nothing to write), b write and add vector 9 to the bucket of
   --      second 4 (a second no window covers, whose bucket the caller does
-  --      not keep), 8 packed vector (mode b) or '', 9 horizon seconds,
-  --      10 '1' to check the offset here, '' when the caller's copy knows
-  --      it (see below), 11… field, value pairs for the live hash (a new
+  --      not keep), 9 packed vector (mode b) or '', 10 horizon seconds,
+  --      11 '1' to check the offset here, '' when the caller's copy knows
+  --      it (see below), 12… field, value pairs for the live hash (a new
   --      "v" among them), in the formats state.Reader reads.
   -- Compare-and-set: a copy made before another member (after a
   -- rebalance) or an erasure changed the hash is refused, unwritten.
-  if (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[5] then
+  if (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[6] then
     return {4}
   end
   -- A copy of the current version has seen every score that changed the
   -- hash, so the caller has already skipped those redelivered; the only
   -- scores it may not have seen are late or refused ones, which change
   -- nothing but the offset, so applying them again is harmless.
-  if ARGV[10] == '1' and applied() then
+  if ARGV[11] == '1' and applied() then
     return {0}
   end
   redis.call('HSET', KEYS[1], offField, ARGV[3])
@@ -73,19 +101,19 @@ if kind == 'live' then
       not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
     return {2}
   end
-  local mode = ARGV[7]
+  local mode = ARGV[8]
   if mode == 'l' then
-    if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+    if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
     return {5}
   end
   if mode == 'f' then
     redis.call('DEL', KEYS[2])
   end
-  if #ARGV >= 11 then
-    redis.call('HSET', KEYS[2], unpack(ARGV, 11))
+  if #ARGV >= 12 then
+    redis.call('HSET', KEYS[2], unpack(ARGV, 12))
   end
   if mode ~= 'b' then
-    if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+    if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
     return {1, redis.call('GET', KEYS[7]) or ''}
   end
   -- Mode b goes on below the vector helpers, which the common case
@@ -130,12 +158,12 @@ local function parseBucket(b, want)
 end
 
 if kind == 'live' then
-  local slot = 'b' .. (t % tonumber(ARGV[9]))
+  local slot = 'b' .. (t % tonumber(ARGV[10]))
   local bv = parseBucket(redis.call('HGET', KEYS[2], slot) or nil, t) or zeros()
-  local v = parse(ARGV[8])
+  local v = parse(ARGV[9])
   for j = 1, NV do bv[j] = bv[j] + v[j] end
   redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
-  if ARGV[6] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[6]) end
+  if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
   return {1, redis.call('GET', KEYS[7]) or ''}
 end
 
@@ -160,31 +188,31 @@ end
 redis.call('HSET', KEYS[1], offField, offset)
 
 if kind == 'click' then
-  -- ARGV 5 course, 6 kind, 7 duration seconds, 8 term, 9 period, 10 ISO
-  --      week, 11 DTTW window id.
-  local c, term = ARGV[5], ARGV[8]
-  local dur = tonumber(ARGV[7])
-  if ARGV[6] == 'study' and dur > 0 then
-    if ARGV[9] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[9], dur) end
+  -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
+  --      week, 12 DTTW window id.
+  local c, term = ARGV[6], ARGV[9]
+  local dur = tonumber(ARGV[8])
+  if ARGV[7] == 'study' and dur > 0 then
+    if ARGV[10] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[10], dur) end
     redis.call('HINCRBYFLOAT', KEYS[3], 't|' .. c .. '|' .. term, dur)
-    redis.call('HINCRBYFLOAT', KEYS[3], 'w|' .. c .. '|' .. ARGV[10], dur)
+    redis.call('HINCRBYFLOAT', KEYS[3], 'w|' .. c .. '|' .. ARGV[11], dur)
   end
-  redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[6], 1)
-  redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[11] .. '|' .. ARGV[6], 1)
+  redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
+  redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
   return academic(1)
 end
 
 if kind == 'grade' then
-  -- ARGV 5 term, 6 course, 7 "score|passed|elective|core"
-  redis.call('HSET', KEYS[5], ARGV[5] .. '|' .. ARGV[6], ARGV[7])
+  -- ARGV 6 term, 7 course, 8 "score|passed|elective|core"
+  redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
   return academic(1)
 end
 
 if kind == 'consent' then
-  -- ARGV 5 scope, 6 "1" or "0", 7 policy version, 8 guardian who
+  -- ARGV 6 scope, 7 "1" or "0", 8 policy version, 9 guardian who
   --      answered for a minor ("" when the student did)
-  redis.call('HSET', KEYS[6], ARGV[5], ARGV[6] .. '|' .. t .. '|' .. ARGV[7] .. '|' .. (ARGV[8] or ''))
-  if ARGV[6] == '0' and (ARGV[5] == 'camera' or ARGV[5] == 'emotion') then
+  redis.call('HSET', KEYS[6], ARGV[6], ARGV[7] .. '|' .. t .. '|' .. ARGV[8] .. '|' .. (ARGV[9] or ''))
+  if ARGV[7] == '0' and (ARGV[6] == 'camera' or ARGV[6] == 'emotion') then
     -- Right to erasure: everything derived from the camera goes.
     local sess = redis.call('HGET', KEYS[2], 'sess') or ''
     local n = redis.call('DEL', KEYS[2])

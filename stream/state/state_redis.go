@@ -226,6 +226,19 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 	}
 	calls := make([]call, 0, len(idx))
 	var buf []byte
+	// prevs: the offset of each student's previous script call in this
+	// pipeline, per offset field, for the script's gap check (apply.lua):
+	// calls after one that was not applied change nothing.
+	prevs := map[string]int64{}
+	prevOf := func(student, field string, offset int64) string {
+		k := student + "\x00" + field
+		p, ok := prevs[k]
+		prevs[k] = offset
+		if !ok {
+			return ""
+		}
+		return strconv.FormatInt(p, 10)
+	}
 	for _, i := range idx {
 		op := ops[i]
 		sc, ok := op.Event.(*stream.Score)
@@ -238,7 +251,8 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 					s.forget(c.Student)
 				}
 			}
-			keys, args, err := s.scriptArgs(cal, op)
+			h := op.Event.EventHeader()
+			keys, args, err := s.scriptArgs(cal, op, prevOf(h.Student, op.Topic+":"+strconv.Itoa(op.Partition), op.Offset))
 			if err != nil {
 				return nil, err
 			}
@@ -286,8 +300,8 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		if expect == "" || st.mode == modeFresh || !r.ttlSet || sec < r.ttlAt || sec-r.ttlAt >= ttlRefresh {
 			ttl, r.ttlSet, r.ttlAt = s.ttl, true, sec
 		}
-		args := make([]any, 0, 13+len(st.pairs))
-		args = append(args, "live", field, op.Offset, sec, expect, ttl, st.mode, st.vector, s.horizon, check)
+		args := make([]any, 0, 14+len(st.pairs))
+		args = append(args, "live", field, op.Offset, sec, prevOf(sc.Student, field, op.Offset), expect, ttl, st.mode, st.vector, s.horizon, check)
 		if st.mode != modeLate {
 			r.version = nextVersion(r.version, field, op.Offset)
 			args = append(args, "v", r.version)
@@ -343,7 +357,9 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		case 2:
 			out[c.op] = Result{Status: Refused}
 			drop[c.student] = true
-		case 4:
+		case 4, 6:
+			// Stale, or (6) after an earlier score of the student in this
+			// round that was: computed again, in order, on a reloaded copy.
 			s.stale.Add(1)
 			stale = append(stale, c.op)
 			drop[c.student] = true
@@ -501,11 +517,14 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 	return cmds, nil
 }
 
-func (s *Store) scriptArgs(cal Calendar, op Op) ([]string, []any, error) {
+// scriptArgs lays out the script call of a click, grade or consent; prev
+// is the offset of the student's previous call on the same offset field
+// in the pipeline ("" for the first).
+func (s *Store) scriptArgs(cal Calendar, op Op, prev string) ([]string, []any, error) {
 	h := op.Event.EventHeader()
 	keys := StudentKeys(h.Student)
 	sec := h.TS.Unix()
-	base := []any{"", op.Topic + ":" + strconv.Itoa(op.Partition), op.Offset, sec}
+	base := []any{"", op.Topic + ":" + strconv.Itoa(op.Partition), op.Offset, sec, prev}
 	switch e := op.Event.(type) {
 	case *stream.Click:
 		base[0] = "click"
@@ -584,6 +603,10 @@ func parseResult(v any) (Result, error) {
 		return Result{Status: Duplicate}, nil
 	case 2:
 		return Result{Status: Refused}, nil
+	case 6:
+		// Only after a call before it in the pipeline failed, which the
+		// pipeline reports; applying the batch again is exact.
+		return Result{}, errors.New("not applied: an earlier event of the student in the pipeline was not")
 	case 3:
 		r := Result{Status: Erased}
 		if len(arr) >= 3 {

@@ -3,10 +3,13 @@ package state
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
@@ -411,6 +414,92 @@ func TestStudentUnder14IsCapturedOnlyOnAGuardiansConsent(t *testing.T) {
 			n, _ := s.Client().Exists(ctx, LiveKey(student)).Result()
 			if (n == 1) != c.stateful {
 				t.Fatalf("live key exists=%v, want %v", n == 1, c.stateful)
+			}
+		})
+	}
+}
+
+// loadMidPipeline makes the first pipeline of EVALSHAs it sees meet the
+// script being loaded after its first `at` calls, as when another member
+// (or another group of this one) loads it into a fresh Redis while this
+// pipeline is on the wire: the calls before fail with NOSCRIPT, those
+// after run.
+type loadMidPipeline struct {
+	at   int
+	done bool
+}
+
+func (h *loadMidPipeline) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *loadMidPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *loadMidPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.done || len(cmds) <= h.at || cmds[0].Name() != "evalsha" {
+			return next(ctx, cmds)
+		}
+		h.done = true
+		with := append(append(append([]redis.Cmder{}, cmds[:h.at]...), redis.NewStringCmd(ctx, "script", "load", applySource)), cmds[h.at:]...)
+		err := next(ctx, with)
+		if err == nil {
+			err = with[h.at].Err()
+		}
+		for _, c := range cmds {
+			if e := c.Err(); e != nil && err == nil {
+				err = e
+			}
+		}
+		return err
+	}
+}
+
+// TestScriptLoadedMidPipelineLosesNoEvent: when the script appears in a
+// fresh Redis halfway through a pipeline, the calls before it fail and
+// some after it of the same students run. Sending the pipeline again
+// must apply exactly the failed ones: none may be taken for a
+// redelivery because a later event of its student got in first.
+func TestScriptLoadedMidPipelineLosesNoEvent(t *testing.T) {
+	var ops []Op
+	for i := 0; i < 12; i++ {
+		for _, st := range []string{"gx", "gy"} {
+			ops = append(ops, Op{Event: &stream.Click{Header: stream.NewHeader(st, t0.Add(time.Duration(i)*time.Second)), Course: "calculus",
+				Kind: stream.KindStudy, DurationS: float64(1 + i)}, Topic: stream.TopicClicks, Partition: 3, Offset: int64(2*i + len(st) - 2)})
+		}
+	}
+	for i := 0; i < 12; i++ {
+		ops = append(ops, Op{Event: score("gx", i, float64(i%10)/10, 1), Topic: stream.TopicScores, Partition: 1, Offset: int64(100 + i)})
+	}
+	// The same ops applied undisturbed are the reference.
+	want := newStore(t)
+	apply(t, want, ops...)
+
+	for _, at := range []int{1, 7, 13, 24, 30} {
+		t.Run(fmt.Sprintf("loaded after %d calls", at), func(t *testing.T) {
+			r := testenv.StartRedis(t)
+			rdb := r.Client(t)
+			rdb.AddHook(&loadMidPipeline{at: at})
+			s, err := New(rdb, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, res := range apply(t, s, ops...) {
+				if res.Status != Applied && res.Status != Duplicate {
+					t.Errorf("op %d: status %v", i, res.Status)
+				}
+			}
+			ctx := context.Background()
+			for _, st := range []string{"gx", "gy"} {
+				for _, k := range StudentKeys(st)[:5] {
+					got, err := rdb.HGetAll(ctx, k).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					exp, err := want.Client().HGetAll(ctx, k).Result()
+					if err != nil {
+						t.Fatal(err)
+					}
+					if !maps.Equal(got, exp) {
+						t.Errorf("%s = %v, undisturbed %v", k, got, exp)
+					}
+				}
 			}
 		})
 	}
