@@ -33,6 +33,13 @@ type EmbeddedConfig struct {
 	// TLS, when set, makes the broker accept only TLS connections (for
 	// testing --kafka-tls*). Default plain TCP.
 	TLS *tls.Config
+	// SegmentBytes is the size of a partition's log segment. Default 8 MiB:
+	// the broker keeps the active segment in one byte slice that doubles
+	// when full, and at Kafka's 100 MB, partitions growing in step each
+	// copied tens of MB inside the broker's single request loop, stalling
+	// every produce and fetch for hundreds of milliseconds
+	// (docs/performance.md).
+	SegmentBytes int
 }
 
 // StartEmbeddedBroker starts the broker and creates every classpulse topic.
@@ -43,6 +50,9 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 	}
 	if cfg.Partitions <= 0 {
 		cfg.Partitions = 8
+	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = 8 << 20
 	}
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -62,6 +72,7 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.ClusterID("classpulse-embedded"),
+		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(cfg.SegmentBytes)}),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, kfake.TLS(cfg.TLS))

@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -251,5 +252,100 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 	}
 	if again[0] != resumeAt {
 		t.Fatalf("the next member started at offset %d, want %d (first batch whose second stage had not finished)", again[0], resumeAt)
+	}
+}
+
+// TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce: the embedded
+// broker cuts each partition's log into segments (8 MiB by default, so
+// that no append copies a whole 100 MB segment). With 16 KiB segments the
+// log here has about a hundred boundaries per partition; a consumer that
+// stops halfway and one of the same group that resumes from the committed
+// offsets must between them see every offset of every partition, in order
+// and exactly once, wherever the fetches and the commits fall.
+func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
+	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 2, SegmentBytes: 16 << 10}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n = 6000
+	for i := 0; i < n; i += 500 {
+		var events []stream.Event
+		for j := i; j < i+500; j++ {
+			events = append(events, &stream.Click{Header: stream.NewHeader(fmt.Sprintf("s%d", j%10), time.Now()), Course: "law", Kind: stream.KindQuiz})
+		}
+		if err := p.Publish(ctx, events...); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mu sync.Mutex
+	seen := map[int]map[int64]int{} // partition → offset → deliveries
+	next := map[int]int64{}         // partition → next offset expected in this run
+	total := 0
+	handler := func(_ context.Context, batch []stream.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			if want, ok := next[m.Partition]; ok && m.Offset != want {
+				t.Errorf("partition %d: offset %d after %d", m.Partition, m.Offset, want-1)
+			}
+			next[m.Partition] = m.Offset + 1
+			if seen[m.Partition] == nil {
+				seen[m.Partition] = map[int64]int{}
+			}
+			seen[m.Partition][m.Offset]++
+			total++
+		}
+		return nil
+	}
+	run := func(ctx context.Context) {
+		c, err := stream.NewConsumer(stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "seg", Topics: []string{stream.TopicClicks},
+			MaxBatch: 97, CommitInterval: 20 * time.Millisecond}, handler, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Run(ctx); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	delivered := func() int { mu.Lock(); defer mu.Unlock(); return total }
+	first, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { run(first); close(done) }()
+	testenv.WaitFor(t, 30*time.Second, "half the events consumed", func() bool { return delivered() >= n/2 })
+	stop()
+	<-done
+	mu.Lock()
+	clear(next) // the second member starts wherever the group committed
+	mu.Unlock()
+	second, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	done2 := make(chan struct{})
+	go func() { run(second); close(done2) }()
+	testenv.WaitFor(t, 30*time.Second, "every event consumed", func() bool { return delivered() >= n })
+	stop2()
+	<-done2
+
+	mu.Lock()
+	defer mu.Unlock()
+	got := 0
+	for part, offs := range seen {
+		for o := int64(0); o < int64(len(offs)); o++ {
+			if offs[o] != 1 {
+				t.Errorf("partition %d offset %d delivered %d times", part, o, offs[o])
+			}
+		}
+		got += len(offs)
+	}
+	if got != n || total != n {
+		t.Errorf("%d distinct offsets in %d deliveries, want %d of each", got, total, n)
 	}
 }
