@@ -116,10 +116,67 @@ if kind == 'live' then
     if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
     return {1, redis.call('GET', KEYS[7]) or ''}
   end
-  -- Mode b goes on below the vector helpers, which the common case
-  -- does not pay for.
+  -- Mode b goes on at the end, below the vector helpers, which no other
+  -- call pays for.
 end
 
+if kind ~= 'live' then
+  local function academic(status)
+    return {status,
+      redis.call('HGETALL', KEYS[3]),
+      redis.call('HGETALL', KEYS[4]),
+      redis.call('HGETALL', KEYS[5]),
+      redis.call('HGETALL', KEYS[8]),
+      redis.call('GET', KEYS[7]) or ''}
+  end
+
+  if applied() then
+    -- Redelivered. A click or grade answers with the academic state, so
+    -- that the caller can evaluate the rules again: the run that applied it
+    -- may have crashed before publishing what they made of it.
+    if kind == 'click' or kind == 'grade' then
+      return academic(0)
+    end
+    return {0}
+  end
+  redis.call('HSET', KEYS[1], offField, offset)
+
+  if kind == 'click' then
+    -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
+    --      week, 12 DTTW window id.
+    local c, term = ARGV[6], ARGV[9]
+    local dur = tonumber(ARGV[8])
+    if ARGV[7] == 'study' and dur > 0 then
+      if ARGV[10] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[10], dur) end
+      redis.call('HINCRBYFLOAT', KEYS[3], 't|' .. c .. '|' .. term, dur)
+      redis.call('HINCRBYFLOAT', KEYS[3], 'w|' .. c .. '|' .. ARGV[11], dur)
+    end
+    redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
+    redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
+    return academic(1)
+  end
+
+  if kind == 'grade' then
+    -- ARGV 6 term, 7 course, 8 "score|passed|elective|core"
+    redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
+    return academic(1)
+  end
+
+  if kind == 'consent' then
+    -- ARGV 6 scope, 7 "1" or "0", 8 policy version, 9 guardian who
+    --      answered for a minor ("" when the student did)
+    redis.call('HSET', KEYS[6], ARGV[6], ARGV[7] .. '|' .. t .. '|' .. ARGV[8] .. '|' .. (ARGV[9] or ''))
+    if ARGV[7] == '0' and (ARGV[6] == 'camera' or ARGV[6] == 'emotion') then
+      -- Right to erasure: everything derived from the camera goes.
+      local sess = redis.call('HGET', KEYS[2], 'sess') or ''
+      local n = redis.call('DEL', KEYS[2])
+      return {3, sess, n}
+    end
+    return {1}
+  end
+end
+
+-- Mode b of a score: add the vector to the bucket of its second.
 local NV = 17 -- n, attention, face, masked, 4 learning, learning n, emotion n, 7 emotions
 -- One string.match and one string.format per vector: per-number gmatch
 -- and format calls made up most of a score's cost inside Redis.
@@ -165,60 +222,6 @@ if kind == 'live' then
   redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
   if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
   return {1, redis.call('GET', KEYS[7]) or ''}
-end
-
-local function academic(status)
-  return {status,
-    redis.call('HGETALL', KEYS[3]),
-    redis.call('HGETALL', KEYS[4]),
-    redis.call('HGETALL', KEYS[5]),
-    redis.call('HGETALL', KEYS[8]),
-    redis.call('GET', KEYS[7]) or ''}
-end
-
-if applied() then
-  -- Redelivered. A click or grade answers with the academic state, so
-  -- that the caller can evaluate the rules again: the run that applied it
-  -- may have crashed before publishing what they made of it.
-  if kind == 'click' or kind == 'grade' then
-    return academic(0)
-  end
-  return {0}
-end
-redis.call('HSET', KEYS[1], offField, offset)
-
-if kind == 'click' then
-  -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
-  --      week, 12 DTTW window id.
-  local c, term = ARGV[6], ARGV[9]
-  local dur = tonumber(ARGV[8])
-  if ARGV[7] == 'study' and dur > 0 then
-    if ARGV[10] ~= '' then redis.call('HINCRBYFLOAT', KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[10], dur) end
-    redis.call('HINCRBYFLOAT', KEYS[3], 't|' .. c .. '|' .. term, dur)
-    redis.call('HINCRBYFLOAT', KEYS[3], 'w|' .. c .. '|' .. ARGV[11], dur)
-  end
-  redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
-  redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
-  return academic(1)
-end
-
-if kind == 'grade' then
-  -- ARGV 6 term, 7 course, 8 "score|passed|elective|core"
-  redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
-  return academic(1)
-end
-
-if kind == 'consent' then
-  -- ARGV 6 scope, 7 "1" or "0", 8 policy version, 9 guardian who
-  --      answered for a minor ("" when the student did)
-  redis.call('HSET', KEYS[6], ARGV[6], ARGV[7] .. '|' .. t .. '|' .. ARGV[8] .. '|' .. (ARGV[9] or ''))
-  if ARGV[7] == '0' and (ARGV[6] == 'camera' or ARGV[6] == 'emotion') then
-    -- Right to erasure: everything derived from the camera goes.
-    local sess = redis.call('HGET', KEYS[2], 'sess') or ''
-    local n = redis.call('DEL', KEYS[2])
-    return {3, sess, n}
-  end
-  return {1}
 end
 
 return redis.error_reply('apply.lua: unknown kind ' .. tostring(kind))

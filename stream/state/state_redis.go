@@ -85,6 +85,7 @@ type Store struct {
 	mu      sync.Mutex
 	live    map[string]*rolling // student → copy; taken out while a batch works on it
 	stale   atomic.Int64        // script refusals of stale copies
+	loaded  atomic.Bool         // the script was loaded once
 }
 
 // New returns a store over rdb (a client, a cluster client or a ring).
@@ -473,7 +474,15 @@ func isNoScript(err error) bool {
 }
 
 // exec sends the calls in one pipeline, loading the script on NOSCRIPT.
+// The script is loaded once before the first pipeline, so that a fresh
+// Redis does not fail a whole first batch.
 func (s *Store) exec(ctx context.Context, calls []call) ([]*redis.Cmd, error) {
+	if !s.loaded.Load() {
+		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("state: load script: %w", err)
+		}
+		s.loaded.Store(true)
+	}
 	cmds, err := s.runPipeline(ctx, calls)
 	if err != nil && isNoScript(err) {
 		if err := s.script.Load(ctx, s.rdb).Err(); err != nil {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -419,11 +420,11 @@ func TestStudentUnder14IsCapturedOnlyOnAGuardiansConsent(t *testing.T) {
 	}
 }
 
-// loadMidPipeline makes the first pipeline of EVALSHAs it sees meet the
-// script being loaded after its first `at` calls, as when another member
-// (or another group of this one) loads it into a fresh Redis while this
-// pipeline is on the wire: the calls before fail with NOSCRIPT, those
-// after run.
+// loadMidPipeline makes the first pipeline of EVALSHAs it sees meet a
+// Redis without the script that gets it after the pipeline's first `at`
+// calls, as when another member (or another group of this one) loads it
+// into a restarted Redis while this pipeline is on the wire: the calls
+// before fail with NOSCRIPT, those after run.
 type loadMidPipeline struct {
 	at   int
 	done bool
@@ -437,10 +438,14 @@ func (h *loadMidPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 			return next(ctx, cmds)
 		}
 		h.done = true
-		with := append(append(append([]redis.Cmder{}, cmds[:h.at]...), redis.NewStringCmd(ctx, "script", "load", applySource)), cmds[h.at:]...)
+		// Flushed first: the store loads the script before its first
+		// pipeline, as a restarted Redis would have lost it since.
+		flush := redis.NewStatusCmd(ctx, "script", "flush")
+		load := redis.NewStringCmd(ctx, "script", "load", applySource)
+		with := append(append(append([]redis.Cmder{flush}, cmds[:h.at]...), load), cmds[h.at:]...)
 		err := next(ctx, with)
 		if err == nil {
-			err = with[h.at].Err()
+			err = errors.Join(flush.Err(), load.Err())
 		}
 		for _, c := range cmds {
 			if e := c.Err(); e != nil && err == nil {
