@@ -38,6 +38,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Rebuild, "rebuild", false, "first wipe every student's state ({s:*}) and rebuild it from the topics (apply-only, nothing re-published) and the open warnings from the warnings topic, then run as usual; stop the group's other processors first")
 	fs.DurationVar(&cfg.MaxSkew, "max-skew", 0, "refuse events stamped further in the future than this (default 5m)")
 	fs.DurationVar(&scfg.Horizon, "horizon", 0, "per-second live history kept per student (default 10m)")
+	fs.IntVar(&scfg.CacheStudents, "cache-students", 0, "most students whose live windows this process keeps a copy of in memory, about 50 KB each once scored for 5 minutes; beyond it copies are dropped and reloaded from Redis (default 100000)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -507,5 +508,59 @@ func TestScriptLoadedMidPipelineLosesNoEvent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestConfigRefusesSettingsThatCannotWork(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string // substring of the error; "" for none
+	}{
+		{"defaults", Config{}, ""},
+		{"horizon shorter than the longest window", Config{Horizon: time.Minute}, "horizon"},
+		{"live TTL shorter than the horizon", Config{LiveTTL: time.Minute}, "live TTL"},
+		{"DTTW window under an hour", Config{Window: time.Minute}, "DTTW window"},
+		{"negative student cache", Config{CacheStudents: -1}, "--cache-students"},
+		{"small student cache", Config{CacheStudents: 10}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := New(nil, c.cfg)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestCopiesBeyondTheCacheAreReloadedNotLost: a store whose cache holds
+// fewer students than it serves drops copies and reloads them from Redis;
+// the state must end the same as with room for all.
+func TestCopiesBeyondTheCacheAreReloadedNotLost(t *testing.T) {
+	students := []string{"c1", "c2", "c3", "c4", "c5"}
+	run := func(cache int) *Store {
+		r := testenv.StartRedis(t)
+		s, err := New(r.Client(t), Config{CacheStudents: cache})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for sec := 0; sec < 90; sec += 10 {
+			var ops []Op
+			for _, st := range students {
+				ops = append(ops, scoreOps(st, sec, sec+10)...)
+			}
+			apply(t, s, ops...)
+		}
+		return s
+	}
+	small, roomy := run(2), run(0)
+	for _, st := range students {
+		if got, want := liveFields(t, small, st), liveFields(t, roomy, st); !maps.Equal(got, want) {
+			t.Errorf("%s: with a 2-student cache %v, with room for all %v", st, got, want)
+		}
 	}
 }
