@@ -31,6 +31,24 @@ type LiveSeries struct {
 	Session string      `json:"session,omitempty"`
 	Course  string      `json:"course,omitempty"`
 	Points  []LivePoint `json:"points"`
+	// Totals sum up the whole session so far, beyond the points the
+	// state still holds (nil where the reader does not know them).
+	Totals *SessionTotals `json:"session_totals,omitempty"`
+}
+
+// SessionTotals are a student's means over every second of the current
+// live session: attention, share of seconds with a face and masked, and
+// the learning emotions and emotions over the seconds that carried them.
+type SessionTotals struct {
+	Started         time.Time          `json:"started"`
+	Seconds         int                `json:"seconds"`
+	Attention       float64            `json:"attention"`
+	FacePresent     float64            `json:"face_present"`
+	Masked          float64            `json:"masked"`
+	LearningSeconds int                `json:"learning_seconds"`
+	Learning        map[string]float64 `json:"learning,omitempty"`
+	EmotionSeconds  int                `json:"emotion_seconds"`
+	Emotions        map[string]float64 `json:"emotions,omitempty"`
 }
 
 // LivePoint is one sample of the live signal. Learning holds the learning

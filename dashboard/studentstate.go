@@ -78,6 +78,26 @@ func (s *StateReader) Live(ctx context.Context, student string) (*LiveSeries, er
 		}
 		out.Points = append(out.Points, p)
 	}
+	if st := h.SessionTotals; st.Seconds > 0 {
+		t := &SessionTotals{Seconds: st.Seconds, Attention: st.Attention, FacePresent: st.Face, Masked: st.Masked,
+			LearningSeconds: st.LearningSeconds, EmotionSeconds: st.EmotionSeconds}
+		if h.SessionStartUnix > 0 {
+			t.Started = time.Unix(h.SessionStartUnix, 0).UTC()
+		}
+		if st.LearningSeconds > 0 {
+			t.Learning = map[string]float64{}
+			for i, v := range []float64{st.Engaged, st.Confused, st.Bored, st.Frustrated} {
+				t.Learning[stream.LearningNames[i]] = v
+			}
+		}
+		if st.EmotionSeconds > 0 {
+			t.Emotions = map[string]float64{}
+			for i, v := range st.Emotions {
+				t.Emotions[stream.EmotionNames[i]] = v
+			}
+		}
+		out.Totals = t
+	}
 	return out, nil
 }
 

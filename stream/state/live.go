@@ -18,12 +18,16 @@ import (
 //	b<slot> "<second> <17 numbers>": the sums of one second's scores, slot = second mod horizon
 //	w60 w120 w300  "<17 numbers>": the sums over the 1, 2 and 5 minute windows ending at h
 //	lf      the last second with a face; fs the session's first second
+//	st      "<17 numbers>": the session totals, the sums over every score of
+//	        the session since fs (late ones, older than the horizon, aside)
 //	sess, course   of the newest score
 //	v       the version of the hash, compared by the script (see nextVersion)
 //
-// Numbers are written as %.6g text, and the copy holds exactly the values
-// that text parses back to, so a copy reloaded from Redis computes the same
-// state as one that stayed in memory.
+// Numbers are written as %.6g text (the session totals as the shortest
+// text that parses back to the same float64, since they add up over
+// hours), and the copy holds exactly the values that text parses back to,
+// so a copy reloaded from Redis computes the same state as one that stayed
+// in memory.
 
 // vec is the sums of one second or one window: n, attention, face, masked,
 // engaged, confused, bored, frustrated, learning n, emotion n, then the
@@ -66,6 +70,7 @@ type rolling struct {
 	course  string
 	fs, lf  int64 // -1: not set
 	sums    [3]vec
+	tot     vec // session totals
 	// buckets hold the seconds in (head-300, head], oldest first.
 	buckets []bucket
 }
@@ -100,6 +105,7 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 	for i, w := range windowSeconds {
 		r.sums[i] = parseVec(h["w"+strconv.FormatInt(w, 10)])
 	}
+	r.tot = parseVec(h["st"])
 	if r.head < 0 {
 		return r
 	}
@@ -165,6 +171,19 @@ func appendRounded(dst []byte, v *vec) []byte {
 			dst = append(dst, ' ')
 		}
 		dst, v[i] = appendG6(dst, v[i])
+	}
+	return dst
+}
+
+// appendExact writes v as the shortest text each float64 parses back
+// from exactly: for the session totals, which a %.6g rounding at every
+// score would let drift over a session of hours.
+func appendExact(dst []byte, v *vec) []byte {
+	for i := range v {
+		if i > 0 {
+			dst = append(dst, ' ')
+		}
+		dst = strconv.AppendFloat(dst, v[i], 'g', -1, 64)
 	}
 	return dst
 }
@@ -387,6 +406,11 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		buf = appendRounded(buf[:0], &r.sums[i])
 		st.pairs = append(st.pairs, "w"+strconv.FormatInt(w, 10), string(buf))
 	}
+	for j := range r.tot {
+		r.tot[j] += v[j]
+	}
+	buf = appendExact(buf[:0], &r.tot)
+	st.pairs = append(st.pairs, "st", string(buf))
 	if v[2] >= 0.5 && t > r.lf {
 		r.lf = t
 		st.pairs = append(st.pairs, "lf", strconv.FormatInt(t, 10))
@@ -410,7 +434,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 // snapshot is the state the rules see, with fs standing in for the first
 // second when none is stored.
 func (r *rolling) snapshot(fs int64) *Live {
-	l := &Live{HeadUnix: r.head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2])}
+	l := &Live{HeadUnix: r.head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2]),
+		SessionTotals: windowOf(&r.tot)}
 	if r.lf >= 0 {
 		l.FaceAbsentSeconds = float64(r.head - r.lf)
 	} else {

@@ -54,6 +54,14 @@ func (m *refLive) apply(t int64, sess string, v vec, horizon int64) (*Live, bool
 	} else {
 		l.FaceAbsentSeconds = float64(m.head - m.fs + 1)
 	}
+	// Session totals: every score of the session kept so far.
+	var tot vec
+	for _, e := range m.events {
+		for j := range tot {
+			tot[j] += e.v[j]
+		}
+	}
+	l.SessionTotals = windowOf(&tot)
 	return l, true
 }
 
@@ -145,7 +153,8 @@ func checkAgainstReference(t *testing.T, horizon int64, steps []scoreStep) {
 		}
 		got := st.live
 		if got == nil || got.HeadUnix != want.HeadUnix || got.FaceAbsentSeconds != want.FaceAbsentSeconds ||
-			!sameWindow(got.W1, want.W1) || !sameWindow(got.W2, want.W2) || !sameWindow(got.W5, want.W5) {
+			!sameWindow(got.W1, want.W1) || !sameWindow(got.W2, want.W2) || !sameWindow(got.W5, want.W5) ||
+			!sameWindow(got.SessionTotals, want.SessionTotals) {
 			t.Fatalf("step %d (second %d, mode %q):\n got %+v\nwant %+v", i, sec, st.mode, got, want)
 		}
 		hash.write(st, sec, horizon)

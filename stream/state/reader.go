@@ -42,6 +42,10 @@ type LiveHistory struct {
 	HeadUnix        int64
 	Seconds         []LiveSecond
 	W1, W2, W5      Window
+	// Session aggregates every score of the session so far, from its
+	// first second SessionStartUnix (0 when not known).
+	SessionTotals    Window
+	SessionStartUnix int64
 	// FaceAbsentSeconds is how long no face has been seen, up to the head.
 	FaceAbsentSeconds float64
 }
@@ -86,6 +90,16 @@ func (r *Reader) Live(ctx context.Context, student string) (*LiveHistory, error)
 			}
 			*dst = w
 		}
+	}
+	if s, ok := h["st"]; ok {
+		w, err := parseWindow(s)
+		if err != nil {
+			return nil, fmt.Errorf("state: live state of %s: session totals: %w", student, err)
+		}
+		l.SessionTotals = w
+	}
+	if fs, err := strconv.ParseInt(h["fs"], 10, 64); err == nil {
+		l.SessionStartUnix = fs
 	}
 	// The same arithmetic as apply.lua's.
 	if lf, err := strconv.ParseInt(h["lf"], 10, 64); err == nil {

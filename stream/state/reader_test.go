@@ -92,8 +92,36 @@ func TestReaderLiveReturnsTheHorizonOldestFirstAndTheRulesWindows(t *testing.T) 
 	if h.Session != "S1" || h.Course != "calculus" || h.HeadUnix != last.Live.HeadUnix {
 		t.Errorf("header %q %q %d, want S1 calculus %d", h.Session, h.Course, h.HeadUnix, last.Live.HeadUnix)
 	}
-	if h.W1 != last.Live.W1 || h.W2 != last.Live.W2 || h.W5 != last.Live.W5 || h.FaceAbsentSeconds != last.Live.FaceAbsentSeconds {
+	if h.W1 != last.Live.W1 || h.W2 != last.Live.W2 || h.W5 != last.Live.W5 || h.FaceAbsentSeconds != last.Live.FaceAbsentSeconds ||
+		h.SessionTotals != last.Live.SessionTotals {
 		t.Errorf("reader windows differ from what the rules saw:\n%+v\nvs\n%+v", h, last.Live)
+	}
+	// The session totals reach past the horizon: all 700 seconds.
+	var att float64
+	for sec := 0; sec < 700; sec++ {
+		att += attentionAt(sec)
+	}
+	st := h.SessionTotals
+	if st.Seconds != 700 || math.Abs(st.Attention-att/700) > 1e-9 || math.Abs(st.Face-670.0/700) > 1e-9 ||
+		st.LearningSeconds != 700 || math.Abs(st.Confused-0.6) > 1e-9 || h.SessionStartUnix != t0.Unix() {
+		t.Errorf("session totals %+v from %d, want 700 s from %d, attention %.6f, face %.6f", st, h.SessionStartUnix, t0.Unix(), att/700, 670.0/700)
+	}
+}
+
+func TestSessionTotalsStartAgainWithANewSession(t *testing.T) {
+	f := newFixture(t)
+	f.apply(scores("st9", 0, 120, 1)...)
+	next := scores("st9", 120, 150, 0)
+	for _, e := range next {
+		e.(*stream.Score).Session = "S2"
+	}
+	last := f.apply(next...)
+	h, err := f.reader.Live(context.Background(), "st9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := h.SessionTotals; st.Seconds != 30 || st.Face != 0 || h.Session != "S2" || h.SessionStartUnix != t0.Unix()+120 || st != last.Live.SessionTotals {
+		t.Fatalf("after a new session: %+v from %d (session %s), want 30 s without a face from %d", st, h.SessionStartUnix, h.Session, t0.Unix()+120)
 	}
 }
 
@@ -172,6 +200,10 @@ func TestStateReaderServesTheStudentPage(t *testing.T) {
 	if live.Session != "S1" || len(live.Points) != 90 || !live.Points[0].TS.Equal(t0) || live.Points[89].Dominant != "confused" ||
 		!live.Points[5].FacePresent || math.Abs(live.Points[5].Attention-0.05) > 1e-6 || live.Points[5].Learning["engaged"] != 0.2 {
 		t.Fatalf("live series %+v", live)
+	}
+	if tot := live.Totals; tot == nil || tot.Seconds != 90 || !tot.Started.Equal(t0) || tot.FacePresent != 1 ||
+		math.Abs(tot.Attention-0.445) > 1e-9 || math.Abs(tot.Learning["confused"]-0.6) > 1e-9 || tot.Emotions != nil {
+		t.Fatalf("session totals %+v", live.Totals)
 	}
 
 	// Period 3 runs from 2026-11-02 00:00 to 2026-11-30 00:00 in Shanghai;

@@ -25,6 +25,9 @@ type Live struct {
 	HeadUnix int64
 	// W1, W2, W5 are the 1, 2 and 5 minute rolling windows.
 	W1, W2, W5 Window
+	// Session is the aggregate over the whole session so far (the session
+	// totals): every score since its first second, late ones aside.
+	SessionTotals Window
 	// FaceAbsentSeconds is how long no face has been seen, up to the head.
 	FaceAbsentSeconds float64
 }
