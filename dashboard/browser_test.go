@@ -10,7 +10,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
+	"github.com/classpulse/classpulse/stream/state"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -181,5 +183,50 @@ func TestBrowserHelpLoopStepsAppearLiveForAnotherViewer(t *testing.T) {
 	rec, err := h.srv.store.Get(context.Background(), w.Ref)
 	if err != nil || rec.Loop != "in_progress" {
 		t.Fatalf("record after talk and plan: %+v %v", rec, err)
+	}
+}
+
+// TestBrowserStudentPageShowsTheSessionSoFar: the student page over the
+// processor's state (StateReader) shows, beside the last minutes' points,
+// the means over the whole session so far — here 15 minutes, more than
+// the 10-minute horizon the points reach back.
+func TestBrowserStudentPageShowsTheSessionSoFar(t *testing.T) {
+	r := testenv.StartRedis(t)
+	rdb := r.Client(t)
+	store, err := state.New(rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now().Add(-15 * time.Minute).Truncate(time.Second)
+	var ops []state.Op
+	for i := 0; i < 900; i++ {
+		att := 0.5
+		if i%2 == 1 {
+			att = 1
+		}
+		sc := &stream.Score{Header: stream.NewHeader("s1", start.Add(time.Duration(i)*time.Second)), Session: "S1", Course: "C1",
+			WindowMS: 1000, Frames: 10, FaceRatio: 1, Attention: att, Model: "m",
+			Learning: &stream.Learning{Engaged: 0.7, Confused: 0.2, Bored: 0.05, Frustrated: 0.05}}
+		ops = append(ops, state.Op{Event: sc, Topic: stream.TopicScores, Offset: int64(i)})
+	}
+	if _, err := store.Apply(context.Background(), rules.DefaultPolicy(), ops); err != nil {
+		t.Fatal(err)
+	}
+	sr, err := NewStateReader(rdb, state.Config{}, rules.NewHolder(rules.DefaultPolicy()), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHarnessOn(t, Config{}, nil, r, rdb, WithStudentReader(sr))
+	ctx := browser(t)
+	run(t, ctx, 30*time.Second,
+		h.signIn(h.token(Claims{Role: RoleAdmin, Subject: "admin"}), "/student?id=s1"),
+		chromedp.WaitVisible(chromedp.CSS(`#session-totals`)),
+	)
+	text := get(t, ctx, chromedp.Text(chromedp.CSS(`#session-totals`)))
+	t.Logf("session line: %q", text)
+	for _, want := range []string{"15 ", "75%", "100%", "engaged 70%"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("session line %q lacks %q", text, want)
+		}
 	}
 }

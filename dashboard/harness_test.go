@@ -54,7 +54,7 @@ func startHarness(t testing.TB, cfg Config, pub Publisher) *harness {
 	return startHarnessOn(t, cfg, pub, r, rdb)
 }
 
-func startHarnessOn(t testing.TB, cfg Config, pub Publisher, r *testenv.Redis, rdb *redis.Client) *harness {
+func startHarnessOn(t testing.TB, cfg Config, pub Publisher, r *testenv.Redis, rdb *redis.Client, opts ...Option) *harness {
 	t.Helper()
 	if cfg.Addr == "" {
 		cfg.Addr = "127.0.0.1:0"
@@ -69,7 +69,7 @@ func startHarnessOn(t testing.TB, cfg Config, pub Publisher, r *testenv.Redis, r
 		h.pub = &recordingPublisher{}
 		pub = h.pub
 	}
-	s, err := New(cfg, rdb, pub, logger, reg)
+	s, err := New(cfg, rdb, pub, logger, reg, opts...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -18,6 +18,17 @@
       const pts = data.live.points;
       live.append(spark(pts.map((p) => (p.captured && p.face_present ? p.attention : 0)), { label: t("attention") }),
         el("p", { class: "muted" }, `${data.live.session || ""} · ${fmtTime(pts[0].ts)} – ${fmtTime(pts[pts.length - 1].ts)}`));
+      // The whole session so far, beyond the minutes the points reach back.
+      const st = data.live.session_totals;
+      if (st && st.seconds > 0) {
+        const pct = (x) => Math.round(100 * x) + "%";
+        const parts = [`${Math.round(st.seconds / 60)} ${t("minutes")}`, `${t("attention")} ${pct(st.attention)}`, `${t("faceshare")} ${pct(st.face_present)}`];
+        if (st.learning) {
+          const top = Object.entries(st.learning).sort((a, b) => b[1] - a[1])[0];
+          if (top) parts.push(`${top[0]} ${pct(top[1])}`);
+        }
+        live.append(el("p", { id: "session-totals" }, `${t("sessiontotals")}${st.started ? " (" + fmtTime(st.started) + ")" : ""}: ${parts.join(" · ")}`));
+      }
       const em = ["engaged", "confused", "bored", "frustrated"];
       const colours = { engaged: "#2f9e5b", confused: "#e0a800", bored: "#6b7280", frustrated: "#d64545" };
       live.append(el("h2", {}, t("emotion")));
