@@ -25,7 +25,8 @@
 --       this is the first), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed; a click or grade still returns the academic state), 1 applied,
+-- changed; a click or grade still returns the academic state when asked),
+-- 1 applied,
 -- 2 refused (camera consent revoked, or a student under 14 without a
 -- guardian's camera consent), 3 erased, 4 stale (live: the caller's copy
 -- is not what Redis holds; nothing changed), 5 late (live: older than the
@@ -121,7 +122,14 @@ if kind == 'live' then
 end
 
 if kind ~= 'live' then
+  -- A click or grade answers with the student's academic state only when
+  -- the caller asks (its last one of the student in the pipeline: the
+  -- rules are evaluated once per student per batch, on the latest state).
+  local want = (kind == 'click' and ARGV[13]) or (kind == 'grade' and ARGV[9]) or ''
   local function academic(status)
+    if want ~= '1' then
+      return {status}
+    end
     return {status,
       redis.call('HGETALL', KEYS[3]),
       redis.call('HGETALL', KEYS[4]),
@@ -143,7 +151,7 @@ if kind ~= 'live' then
 
   if kind == 'click' then
     -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
-    --      week, 12 DTTW window id.
+    --      week, 12 DTTW window id, 13 '1' to return the academic state.
     local c, term = ARGV[6], ARGV[9]
     local dur = tonumber(ARGV[8])
     if ARGV[7] == 'study' and dur > 0 then
@@ -157,7 +165,8 @@ if kind ~= 'live' then
   end
 
   if kind == 'grade' then
-    -- ARGV 6 term, 7 course, 8 "score|passed|elective|core"
+    -- ARGV 6 term, 7 course, 8 "score|passed|elective|core", 9 '1' to
+    --      return the academic state.
     redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
     return academic(1)
   end

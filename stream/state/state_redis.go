@@ -165,7 +165,8 @@ type Result struct {
 	// Live (a score) or Academic (a click or grade) is the student's state
 	// after the event: set when it was applied, and when it was a
 	// duplicate whose state the store read anyway, so that a redelivered
-	// batch is evaluated again.
+	// batch is evaluated again. Academic is set only on the student's last
+	// click or grade of the Apply call (the state after all of them).
 	Live     *Live
 	Academic *Academic
 	// Open is the student's open-warnings document as stored (may be empty).
@@ -245,6 +246,18 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		}
 		return strconv.FormatInt(p, 10)
 	}
+	// Only each student's last click or grade of the round asks for the
+	// academic state back: the caller evaluates a student once per batch,
+	// on the latest state, and the state is most of a click's reply.
+	lastAcademic := map[string]int{}
+	for _, i := range idx {
+		switch e := ops[i].Event.(type) {
+		case *stream.Click:
+			lastAcademic[e.Student] = i
+		case *stream.Grade:
+			lastAcademic[e.Student] = i
+		}
+	}
 	for _, i := range idx {
 		op := ops[i]
 		sc, ok := op.Event.(*stream.Score)
@@ -258,7 +271,8 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 				}
 			}
 			h := op.Event.EventHeader()
-			keys, args, err := s.scriptArgs(cal, op, prevOf(h.Student, op.Topic+":"+strconv.Itoa(op.Partition), op.Offset))
+			last, ok := lastAcademic[h.Student]
+			keys, args, err := s.scriptArgs(cal, op, prevOf(h.Student, op.Topic+":"+strconv.Itoa(op.Partition), op.Offset), ok && last == i)
 			if err != nil {
 				return nil, err
 			}
@@ -533,8 +547,13 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 
 // scriptArgs lays out the script call of a click, grade or consent; prev
 // is the offset of the student's previous call on the same offset field
-// in the pipeline ("" for the first).
-func (s *Store) scriptArgs(cal Calendar, op Op, prev string) ([]string, []any, error) {
+// in the pipeline ("" for the first); state asks a click or grade to
+// answer with the student's academic state.
+func (s *Store) scriptArgs(cal Calendar, op Op, prev string, state bool) ([]string, []any, error) {
+	want := ""
+	if state {
+		want = "1"
+	}
 	h := op.Event.EventHeader()
 	keys := StudentKeys(h.Student)
 	sec := h.TS.Unix()
@@ -556,10 +575,10 @@ func (s *Store) scriptArgs(cal Calendar, op Op, prev string) ([]string, []any, e
 			week = fmt.Sprintf("%04d-W%02d", y, w)
 		}
 		window := strconv.FormatInt(h.TS.Unix()/int64(s.cfg.Window/time.Second), 10)
-		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, week, window), nil
+		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, week, window, want), nil
 	case *stream.Grade:
 		base[0] = "grade"
-		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core))), nil
+		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want), nil
 	case *stream.Consent:
 		base[0] = "consent"
 		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian), nil

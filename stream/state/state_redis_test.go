@@ -564,3 +564,37 @@ func TestCopiesBeyondTheCacheAreReloadedNotLost(t *testing.T) {
 		}
 	}
 }
+
+// TestOnlyTheLastAcademicEventOfAStudentCarriesTheState: the rules read a
+// student's academic state once per batch, after its last click or grade,
+// so only that one fetches it; it holds every earlier event's effect.
+func TestOnlyTheLastAcademicEventOfAStudentCarriesTheState(t *testing.T) {
+	s := newStore(t)
+	click := func(st string, off int64, dur float64) Op {
+		return Op{Event: &stream.Click{Header: stream.NewHeader(st, t0), Course: "calculus", Kind: stream.KindStudy, DurationS: dur},
+			Topic: stream.TopicClicks, Partition: 1, Offset: off}
+	}
+	grade := Op{Event: &stream.Grade{Header: stream.NewHeader("la", t0), Term: "2026-autumn", Course: "calculus", Score: 55},
+		Topic: stream.TopicGrades, Partition: 1, Offset: 1}
+	ops := []Op{click("la", 10, 60), click("lb", 11, 30), click("la", 12, 120), grade, click("lb", 13, 30)}
+	for round, want := range []Status{Applied, Duplicate} {
+		res := apply(t, s, ops...)
+		for i, r := range res {
+			if r.Status != want {
+				t.Fatalf("round %d op %d: status %v, want %v", round, i, r.Status, want)
+			}
+			if last := i == 3 || i == 4; (r.Academic != nil) != last {
+				t.Errorf("round %d op %d: academic state %v, want it only on each student's last", round, i, r.Academic != nil)
+			}
+		}
+		if got := res[3].Academic.Study["calculus"].ByTerm["2026-autumn"]; got != 180 {
+			t.Errorf("round %d: la's state after the grade has %v study seconds, want 180", round, got)
+		}
+		if got := res[4].Academic.Study["calculus"].ByTerm["2026-autumn"]; got != 60 {
+			t.Errorf("round %d: lb's state has %v study seconds, want 60", round, got)
+		}
+		if len(res[3].Academic.Grades) != 1 {
+			t.Errorf("round %d: la's grades %+v", round, res[3].Academic.Grades)
+		}
+	}
+}
