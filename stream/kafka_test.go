@@ -29,11 +29,7 @@ func TestProducerIsTunedForSafetyAndLatency(t *testing.T) {
 
 func TestProducerRefusesInvalidEventsAndWritesNothing(t *testing.T) {
 	b := testenv.StartBroker(t, 2)
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	good := &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz}
 	bad := &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: "nope"}
 	if err := p.Publish(context.Background(), good, bad); err == nil {
@@ -45,11 +41,7 @@ func TestConsumerGroupDeliversEveryEventOnceAndCommits(t *testing.T) {
 	b := testenv.StartBroker(t, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	const n = 200
 	var events []stream.Event
 	for i := 0; i < n; i++ {
@@ -114,11 +106,7 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 	b := testenv.StartBroker(t, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	const n, cut = 400, 300
 	var events []stream.Event
 	for i := 0; i < n; i++ {
@@ -267,14 +255,10 @@ func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	t.Cleanup(b.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newProducer(t, b.Addr())
 	const n = 6000
 	for i := 0; i < n; i += 500 {
 		var events []stream.Event
@@ -348,4 +332,15 @@ func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
 	if got != n || total != n {
 		t.Errorf("%d distinct offsets in %d deliveries, want %d of each", got, total, n)
 	}
+}
+
+// newProducer is a producer on the broker at addr, closed when the test ends.
+func newProducer(t *testing.T, addr string) *stream.Producer {
+	t.Helper()
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{addr}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
 }
