@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,9 +82,17 @@ func (r *Redis) Start() error {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err = c.Ping(ctx).Err()
+		var info string
+		info, err = c.Info(ctx, "server").Result()
 		cancel()
 		if err == nil {
+			// The answer must come from this server: when the port was
+			// taken meanwhile by another test's redis-server, this one
+			// failed to bind, and the test would share the other's data.
+			if !strings.Contains(info, "process_id:"+strconv.Itoa(cmd.Process.Pid)+"\r\n") {
+				err = fmt.Errorf("port %s answered by another redis-server", port)
+				break
+			}
 			return nil
 		}
 		if cmd.ProcessState != nil {
