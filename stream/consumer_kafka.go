@@ -195,7 +195,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		batch = append(batch, m)
 		batch = c.fill(ctx, r, batch)
 		if c.logger.Enabled(ctx, slog.LevelDebug) {
-			c.logger.Debug("batch fetched", "messages", len(batch), "ranges", Ranges(batch))
+			c.logger.Debug("batch fetched", "messages", len(batch), "ranges", ranges(batch))
 		}
 		finish, err := c.handler(work, batch)
 		if err != nil {
@@ -218,14 +218,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		if finish == nil {
-			if err := r.CommitMessages(work, batch...); err != nil {
+			if err := c.commit(work, r, batch); err != nil {
 				if work.Err() != nil {
 					return nil
 				}
-				return fmt.Errorf("consumer: commit: %w", err)
-			}
-			if c.logger.Enabled(work, slog.LevelDebug) {
-				c.logger.Debug("batch committed", "ranges", Ranges(batch))
+				return err
 			}
 		} else {
 			fl = c.fly(work, r, finish, batch)
@@ -259,21 +256,27 @@ func (c *Consumer) fly(work context.Context, r *kafka.Reader, finish func(contex
 			f.err = fmt.Errorf("consumer: handler: %w", err)
 			return
 		}
-		if err := r.CommitMessages(work, batch...); err != nil {
-			f.err = fmt.Errorf("consumer: commit: %w", err)
-			return
-		}
-		if c.logger.Enabled(work, slog.LevelDebug) {
-			c.logger.Debug("batch committed", "ranges", Ranges(batch))
-		}
+		f.err = c.commit(work, r, batch)
 	}()
 	return f
 }
 
-// Ranges describes which offsets a batch holds, for debug logs: one
+// commit hands a batch's offsets to the reader, which commits them with
+// the next CommitInterval tick.
+func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, batch []Message) error {
+	if err := r.CommitMessages(ctx, batch...); err != nil {
+		return fmt.Errorf("consumer: commit: %w", err)
+	}
+	if c.logger.Enabled(ctx, slog.LevelDebug) {
+		c.logger.Debug("batch committed", "ranges", ranges(batch))
+	}
+	return nil
+}
+
+// ranges describes which offsets a batch holds, for debug logs: one
 // "topic/partition:first-last(count)" per partition, in order of first
 // appearance. A count below last-first+1 shows a gap.
-func Ranges(batch []Message) string {
+func ranges(batch []Message) string {
 	type span struct {
 		first, last int64
 		n           int

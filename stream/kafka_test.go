@@ -3,6 +3,9 @@ package stream_test
 import (
 	"context"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -245,13 +248,17 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 
 // TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce: the embedded
 // broker cuts each partition's log into segments (8 MiB by default, so
-// that no append copies a whole 100 MB segment). With 16 KiB segments the
-// log here has about a hundred boundaries per partition; a consumer that
+// that no append copies a whole 100 MB segment). With 4 KiB segments and
+// 120 small produce calls the log here has 60 segments per partition
+// (counted from the segment files, at least 50 required); a consumer that
 // stops halfway and one of the same group that resumes from the committed
 // offsets must between them see every offset of every partition, in order
 // and exactly once, wherever the fetches and the commits fall.
 func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
-	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 2, SegmentBytes: 16 << 10}, nil)
+	// On disk, so that the segments can be counted below; the broker keeps
+	// them the same way in memory.
+	dataDir := t.TempDir()
+	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 2, SegmentBytes: 4 << 10, DataDir: dataDir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,15 +267,34 @@ func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
 	defer cancel()
 	p := newProducer(t, b.Addr())
 	const n = 6000
-	for i := 0; i < n; i += 500 {
+	for i := 0; i < n; i += 50 {
 		var events []stream.Event
-		for j := i; j < i+500; j++ {
+		for j := i; j < i+50; j++ {
 			events = append(events, &stream.Click{Header: stream.NewHeader(fmt.Sprintf("s%d", j%10), time.Now()), Course: "law", Kind: stream.KindQuiz})
 		}
 		if err := p.Publish(ctx, events...); err != nil {
 			t.Fatal(err)
 		}
 	}
+
+	segments := map[string]int{} // partition folder → segment files
+	if err := filepath.WalkDir(dataDir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.HasSuffix(path, ".dat") && strings.Contains(path, stream.TopicClicks) {
+			segments[filepath.Dir(path)]++
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(segments) != 2 {
+		t.Fatalf("segment files in %d partition folders, want 2: %v", len(segments), segments)
+	}
+	for dir, n := range segments {
+		if n < 50 {
+			t.Fatalf("%s: %d segments; the test needs many boundaries", dir, n)
+		}
+	}
+	t.Logf("segments per partition: %v", segments)
 
 	var mu sync.Mutex
 	seen := map[int]map[int64]int{} // partition → offset → deliveries

@@ -317,17 +317,26 @@ func (w *workload) totals(d map[string]string) (count map[string]int64, study ma
 	return count, study, all
 }
 
+// counted reads the clicks Redis has counted, per student and in all.
+func (w *workload) counted(rdb *redis.Client, timeout time.Duration) (map[string]int64, int64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	d, err := w.digest(ctx, rdb)
+	if err != nil {
+		return nil, 0, err
+	}
+	count, _, all := w.totals(d)
+	return count, all, nil
+}
+
 // applied returns how many clicks Redis has counted so far; it fails the
 // test at once if that is more than were sent (a double count).
 func (w *workload) applied(t *testing.T, rdb *redis.Client) int64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	d, err := w.digest(ctx, rdb)
+	_, all, err := w.counted(rdb, 2*time.Second)
 	if err != nil {
 		return -1 // Redis away; the caller keeps polling
 	}
-	_, _, all := w.totals(d)
 	if all > int64(w.clicks) {
 		t.Fatalf("double count: %d clicks counted, %d sent", all, w.clicks)
 	}
@@ -347,24 +356,20 @@ func (w *workload) waitAll(t *testing.T, rdb *redis.Client, timeout time.Duratio
 		time.Sleep(200 * time.Millisecond)
 	}
 	keepLog(t, logPath)
-	t.Fatalf("lost events: %d of %d clicks counted after %v\n%s\nprocessor log tail:\n%s", n, w.clicks, timeout, w.missing(t, rdb), tail(logPath, 30))
+	t.Fatalf("lost events: %d of %d clicks counted after %v\n%s\nprocessor log tail:\n%s", n, w.clicks, timeout, w.missing(rdb), tail(logPath, 30))
 }
 
 // missing names the students whose clicks fall short, by how many, and
 // the last offsets their state records as applied.
-func (w *workload) missing(t *testing.T, rdb *redis.Client) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d, err := w.digest(ctx, rdb)
+func (w *workload) missing(rdb *redis.Client) string {
+	count, _, err := w.counted(rdb, 5*time.Second)
 	if err != nil {
 		return "digest: " + err.Error()
 	}
-	count, _, _ := w.totals(d)
 	var b strings.Builder
 	for _, s := range w.students {
 		if short := w.wantCount[s] - count[s]; short != 0 {
-			offs, _ := rdb.HGetAll(ctx, state.StudentTag(s)+":off").Result()
+			offs, _ := rdb.HGetAll(context.Background(), state.StudentTag(s)+":off").Result()
 			fmt.Fprintf(&b, "%s: %d clicks short; last applied offsets %v\n", s, short, offs)
 		}
 	}

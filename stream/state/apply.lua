@@ -26,12 +26,11 @@
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
 -- changed; a click or grade still returns the academic state when asked),
--- 1 applied,
--- 2 refused (camera consent revoked, or a student under 14 without a
--- guardian's camera consent), 3 erased, 4 stale (live: the caller's copy
--- is not what Redis holds; nothing changed), 5 late (live: older than the
--- horizon, only the offset moved), 6 gap (the previous event of the
--- caller's pipeline, ARGV 5, is not applied; nothing changed).
+-- 1 applied, 2 refused (camera consent revoked, or a student under 14
+-- without a guardian's camera consent), 3 erased, 4 stale (live: the
+-- caller's copy is not what Redis holds; nothing changed), 5 late (live:
+-- older than the horizon, only the offset moved), 6 gap (the previous
+-- event of the caller's pipeline, ARGV 5, is not applied; nothing changed).
 --
 -- Why the gap check: the calls of one pipeline can fail one by one (a
 -- NOSCRIPT before another client loaded this script, a failover, an

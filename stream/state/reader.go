@@ -42,8 +42,8 @@ type LiveHistory struct {
 	HeadUnix        int64
 	Seconds         []LiveSecond
 	W1, W2, W5      Window
-	// Session aggregates every score of the session so far, from its
-	// first second SessionStartUnix (0 when not known).
+	// SessionTotals aggregates every score of the session so far, from
+	// its first second SessionStartUnix (0 when not known).
 	SessionTotals    Window
 	SessionStartUnix int64
 	// FaceAbsentSeconds is how long no face has been seen, up to the head.
@@ -82,29 +82,26 @@ func (r *Reader) Live(ctx context.Context, student string) (*LiveHistory, error)
 		return nil, fmt.Errorf("live state of %s: %w", student, ErrNoState)
 	}
 	l := &LiveHistory{Session: h["sess"], Course: h["course"], HeadUnix: head}
-	for i, dst := range []*Window{&l.W1, &l.W2, &l.W5} {
-		if s, ok := h["w"+strconv.Itoa([]int{60, 120, 300}[i])]; ok {
+	for _, f := range []struct {
+		field string
+		dst   *Window
+	}{{"w60", &l.W1}, {"w120", &l.W2}, {"w300", &l.W5}, {"st", &l.SessionTotals}} {
+		if s, ok := h[f.field]; ok {
 			w, err := parseWindow(s)
 			if err != nil {
-				return nil, fmt.Errorf("state: live state of %s: %w", student, err)
+				return nil, fmt.Errorf("state: live state of %s: field %s: %w", student, f.field, err)
 			}
-			*dst = w
+			*f.dst = w
 		}
 	}
-	if s, ok := h["st"]; ok {
-		w, err := parseWindow(s)
-		if err != nil {
-			return nil, fmt.Errorf("state: live state of %s: session totals: %w", student, err)
-		}
-		l.SessionTotals = w
-	}
-	if fs, err := strconv.ParseInt(h["fs"], 10, 64); err == nil {
+	fs, fsErr := strconv.ParseInt(h["fs"], 10, 64)
+	if fsErr == nil {
 		l.SessionStartUnix = fs
 	}
 	// The same arithmetic as apply.lua's.
 	if lf, err := strconv.ParseInt(h["lf"], 10, 64); err == nil {
 		l.FaceAbsentSeconds = float64(head - lf)
-	} else if fs, err := strconv.ParseInt(h["fs"], 10, 64); err == nil {
+	} else if fsErr == nil {
 		l.FaceAbsentSeconds = float64(head - fs + 1)
 	}
 	for field, v := range h {

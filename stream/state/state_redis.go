@@ -236,9 +236,10 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 	// prevs: the offset of each student's previous script call in this
 	// pipeline, per offset field, for the script's gap check (apply.lua):
 	// calls after one that was not applied change nothing.
-	prevs := map[string]int64{}
+	type chain struct{ student, field string }
+	prevs := map[chain]int64{}
 	prevOf := func(student, field string, offset int64) string {
-		k := student + "\x00" + field
+		k := chain{student, field}
 		p, ok := prevs[k]
 		prevs[k] = offset
 		if !ok {
@@ -260,6 +261,7 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 	}
 	for _, i := range idx {
 		op := ops[i]
+		field := op.Topic + ":" + strconv.Itoa(op.Partition)
 		sc, ok := op.Event.(*stream.Score)
 		if !ok {
 			if c, ok := op.Event.(*stream.Consent); ok && !c.Granted && (c.Scope == stream.ScopeCamera || c.Scope == stream.ScopeEmotion) {
@@ -270,9 +272,9 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 					s.forget(c.Student)
 				}
 			}
-			h := op.Event.EventHeader()
-			last, ok := lastAcademic[h.Student]
-			keys, args, err := s.scriptArgs(cal, op, prevOf(h.Student, op.Topic+":"+strconv.Itoa(op.Partition), op.Offset), ok && last == i)
+			student := op.Event.EventHeader().Student
+			last, ok := lastAcademic[student]
+			keys, args, err := s.scriptArgs(cal, op, field, prevOf(student, field, op.Offset), ok && last == i)
 			if err != nil {
 				return nil, err
 			}
@@ -280,7 +282,6 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 			continue
 		}
 		r := copies[sc.Student]
-		field := op.Topic + ":" + strconv.Itoa(op.Partition)
 		if r.offField != field {
 			r.offField, r.off = field, -1
 		}
@@ -545,19 +546,20 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 	return cmds, nil
 }
 
-// scriptArgs lays out the script call of a click, grade or consent; prev
-// is the offset of the student's previous call on the same offset field
-// in the pipeline ("" for the first); state asks a click or grade to
-// answer with the student's academic state.
-func (s *Store) scriptArgs(cal Calendar, op Op, prev string, state bool) ([]string, []any, error) {
+// scriptArgs lays out the script call of a click, grade or consent read
+// from offset field field ("<topic>:<partition>"); prev is the offset of
+// the student's previous call on that field in the pipeline ("" for the
+// first); wantState asks a click or grade to answer with the student's
+// academic state.
+func (s *Store) scriptArgs(cal Calendar, op Op, field, prev string, wantState bool) ([]string, []any, error) {
 	want := ""
-	if state {
+	if wantState {
 		want = "1"
 	}
 	h := op.Event.EventHeader()
 	keys := StudentKeys(h.Student)
 	sec := h.TS.Unix()
-	base := []any{"", op.Topic + ":" + strconv.Itoa(op.Partition), op.Offset, sec, prev}
+	base := []any{"", field, op.Offset, sec, prev}
 	switch e := op.Event.(type) {
 	case *stream.Click:
 		base[0] = "click"

@@ -558,6 +558,12 @@ func TestCopiesBeyondTheCacheAreReloadedNotLost(t *testing.T) {
 		return s
 	}
 	small, roomy := run(2), run(0)
+	if n := len(small.live); n > 2 {
+		t.Fatalf("a 2-student cache holds %d copies", n)
+	}
+	if n := len(roomy.live); n != len(students) {
+		t.Fatalf("an unbounded cache holds %d copies, want %d", n, len(students))
+	}
 	for _, st := range students {
 		if got, want := liveFields(t, small, st), liveFields(t, roomy, st); !maps.Equal(got, want) {
 			t.Errorf("%s: with a 2-student cache %v, with room for all %v", st, got, want)
