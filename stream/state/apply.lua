@@ -6,9 +6,10 @@
 --
 -- KEYS (all share the hash tag {s:<student>}, so this runs on one shard):
 --   1 off      hash  "<topic>:<partition>" -> last applied offset
---   2 live     hash  per-second buckets "b<slot>", window sums "w60" "w120"
---                    "w300", head second "h", first second "fs", last second
---                    with a face "lf", session "sess", course "course"
+--   2 live     hash  per-second buckets "b<slot>", the summary "s" (head,
+--                    first second, last second with a face, window sums,
+--                    session totals), session "sess", course "course",
+--                    version "v" (binary values: state/live.go)
 --   3 study    hash  "p|course|term|period", "t|course|term", "w|course|week"
 --                    -> seconds of study
 --   4 clicks   hash  "k|course|term|kind" -> count this term,
@@ -71,7 +72,8 @@ if kind == 'live' then
   --      ('' none), 7 ttl seconds ('' leaves the expiry as it is: the
   --      caller refreshes it once a minute of event time, and on every
   --      write that may create the hash), 8 mode: w write, f fresh (the
-  --      rolling state starts afresh), l late (older than the horizon:
+  --      hash is deleted first: the rolling state starts afresh, or a
+  --      format 1 hash is rewritten), l late (older than the horizon:
   --      nothing to write), b write and add vector 9 to the bucket of
   --      second 4 (a second no window covers, whose bucket the caller does
   --      not keep), 9 packed vector (mode b) or '', 10 horizon seconds,
@@ -116,8 +118,7 @@ if kind == 'live' then
     if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
     return {1, redis.call('GET', KEYS[7]) or ''}
   end
-  -- Mode b goes on at the end, below the vector helpers, which no other
-  -- call pays for.
+  -- Mode b goes on at the end.
 end
 
 if kind ~= 'live' then
@@ -184,50 +185,25 @@ if kind ~= 'live' then
   end
 end
 
--- Mode b of a score: add the vector to the bucket of its second.
-local NV = 17 -- n, attention, face, masked, 4 learning, learning n, emotion n, 7 emotions
--- One string.match and one string.format per vector: per-number gmatch
--- and format calls made up most of a score's cost inside Redis.
-local FMT = '%.6g' .. string.rep(' %.6g', NV - 1)
-local PAT = '^(%S+)' .. string.rep(' (%S+)', NV - 1)
-
-local function zeros()
-  return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
-end
-
-local function parse(s)
-  if s then
-    local v = {string.match(s, PAT)}
-    if #v == NV then
-      for i = 1, NV do v[i] = tonumber(v[i]) or 0 end
-      return v
+-- Mode b of a score: add the vector to the bucket of its second. Both
+-- are binary (state/live.go, format 2): a bucket is a tag byte 2, the
+-- second (int64) and 17 float32 sums, little-endian; the vector is the
+-- score's 17 values as float32. A bucket of another second (its slot is
+-- reused every horizon) or in another format counts as empty: a copy
+-- loaded from a format 1 hash rewrites it whole before any mode b write.
+if kind == 'live' then
+  local NV = 17
+  local F = string.rep('f', NV)
+  local slot = 'b' .. (t % tonumber(ARGV[10]))
+  local v = {struct.unpack('<' .. F, ARGV[9])}
+  local b = redis.call('HGET', KEYS[2], slot)
+  if b and #b == 9 + 4 * NV and string.byte(b, 1) == 2 then
+    local bv = {struct.unpack('<Bi8' .. F, b)}
+    if bv[2] == t then
+      for j = 1, NV do v[j] = v[j] + bv[j + 2] end
     end
   end
-  return zeros()
-end
-
-local function pack(v)
-  return string.format(FMT, unpack(v, 1, NV))
-end
-
--- parseBucket reads "<second> <NV numbers>" in one match; it returns nil
--- unless the bucket holds second want (a slot is reused every H seconds).
-local BPAT = '^(%-?%d+) ' .. string.sub(PAT, 2)
-local function parseBucket(b, want)
-  if not b then return nil end
-  local v = {string.match(b, BPAT)}
-  if #v ~= NV + 1 or tonumber(v[1]) ~= want then return nil end
-  table.remove(v, 1)
-  for i = 1, NV do v[i] = tonumber(v[i]) or 0 end
-  return v
-end
-
-if kind == 'live' then
-  local slot = 'b' .. (t % tonumber(ARGV[10]))
-  local bv = parseBucket(redis.call('HGET', KEYS[2], slot) or nil, t) or zeros()
-  local v = parse(ARGV[9])
-  for j = 1, NV do bv[j] = bv[j] + v[j] end
-  redis.call('HSET', KEYS[2], slot, t .. ' ' .. pack(bv))
+  redis.call('HSET', KEYS[2], slot, struct.pack('<Bi8' .. F, 2, t, unpack(v, 1, NV)))
   if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
   return {1, redis.call('GET', KEYS[7]) or ''}
 end

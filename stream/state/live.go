@@ -12,22 +12,27 @@ import (
 // The live rolling state of a student is computed here, in Go, from a copy
 // of the student's live hash that the Store keeps (see Store.Apply); the
 // apply script only checks that copy is still what Redis holds and writes
-// the fields computed here, in the formats Reader reads:
+// the fields computed here. The live hash (format 2):
 //
-//	h       head: the newest second seen (unix)
-//	b<slot> "<second> <17 numbers>": the sums of one second's scores, slot = second mod horizon
-//	w60 w120 w300  "<17 numbers>": the sums over the 1, 2 and 5 minute windows ending at h
-//	lf      the last second with a face; fs the session's first second
-//	st      "<17 numbers>": the session totals, the sums over every score of
-//	        the session since fs (late ones, older than the horizon, aside)
-//	sess, course   of the newest score
+//	s       the summary, binary: see appendSummary (head, the session's
+//	        first second, the last second with a face, the sums over the
+//	        1, 2 and 5 minute windows ending at the head, and the session
+//	        totals: the sums over every score of the session, late ones
+//	        older than the horizon aside)
+//	b<slot> one second's sums, binary: see appendBucket; slot = second mod horizon
+//	sess, course   of the newest score (text)
 //	v       the version of the hash, compared by the script (see nextVersion)
 //
-// Numbers are written as %.6g text (the session totals as the shortest
-// text that parses back to the same float64, since they add up over
-// hours), and the copy holds exactly the values that text parses back to,
-// so a copy reloaded from Redis computes the same state as one that stayed
-// in memory.
+// Sums are binary so that writing a score costs no number formatting (it
+// was most of the Go side of a score) and a copy reloaded from Redis holds
+// bit for bit what the kept copy holds. A score's values are rounded to
+// float32 first, the precision of a bucket, so that a second's bucket
+// leaves a window exactly as its score entered it.
+//
+// Format 1 (before commit "live hash format 2") kept text fields h, fs,
+// lf, w60, w120, w300, st and "<second> <17 numbers>" buckets. Both Reader
+// and loadRolling read it; the first write to such a hash rewrites it in
+// format 2 (see rolling.legacy).
 
 // vec is the sums of one second or one window: n, attention, face, masked,
 // engaged, confused, bored, frustrated, learning n, emotion n, then the
@@ -73,6 +78,9 @@ type rolling struct {
 	tot     vec // session totals
 	// buckets hold the seconds in (head-300, head], oldest first.
 	buckets []bucket
+	// legacy: the copy was loaded from a format 1 hash, which its next
+	// write replaces whole.
+	legacy bool
 }
 
 func newRolling(offField string, off int64) *rolling {
@@ -85,30 +93,19 @@ func (r *rolling) erase() {
 	*r = rolling{keys: r.keys, offField: r.offField, off: r.off, head: -1, fs: -1, lf: -1}
 }
 
-// loadRolling builds the copy from the live hash as HGETALL returns it,
-// with the same tolerance as the script had: a missing or unreadable
-// number counts as absent (or 0 inside a vector).
+// loadRolling builds the copy from the live hash as HGETALL returns it.
+// An unreadable summary counts as no live state (the next score starts
+// afresh); an unreadable bucket is left out.
 func loadRolling(h map[string]string, offField string, off int64, horizon int64) *rolling {
 	r := newRolling(offField, off)
 	r.version = h["v"]
-	if n, err := strconv.ParseInt(h["h"], 10, 64); err == nil {
-		r.head = n
-	}
-	r.sess, r.hasSess = h["sess"]
-	r.course = h["course"]
-	if n, err := strconv.ParseInt(h["lf"], 10, 64); err == nil {
-		r.lf = n
-	}
-	if n, err := strconv.ParseInt(h["fs"], 10, 64); err == nil {
-		r.fs = n
-	}
-	for i, w := range windowSeconds {
-		r.sums[i] = parseVec(h["w"+strconv.FormatInt(w, 10)])
-	}
-	r.tot = parseVec(h["st"])
-	if r.head < 0 {
+	sum, legacy, ok := liveSummary(h)
+	if !ok {
 		return r
 	}
+	r.head, r.fs, r.lf, r.sums, r.tot, r.legacy = sum.head, sum.fs, sum.lf, sum.sums, sum.tot, legacy
+	r.sess, r.hasSess = h["sess"]
+	r.course = h["course"]
 	for field, val := range h {
 		slot, ok := strings.CutPrefix(field, "b")
 		if !ok {
@@ -132,8 +129,98 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 	return r
 }
 
-// parseVec reads nv numbers; anything else is the zero vector, as in the
-// script's parse.
+// summary is what field "s" holds; -1 marks a second not set.
+type summary struct {
+	head, fs, lf int64
+	sums         [3]vec
+	tot          vec
+}
+
+// Binary values of the live hash start with liveFormat; format 1's text
+// starts with a digit or '-'.
+const liveFormat = 2
+
+const (
+	// summaryLen: the tag, head, fs and lf (int64), then the sums of the
+	// three windows and the session totals (nv float64 each).
+	summaryLen = 1 + 3*8 + 4*nv*8
+	// bucketLen: the tag, the second (int64), nv float32 sums.
+	bucketLen = 1 + 8 + nv*4
+	// vectorLen: a score's nv values as float32 (mode b's argument).
+	vectorLen = nv * 4
+)
+
+// appendSummary appends field "s" of r, little-endian.
+func appendSummary(dst []byte, r *rolling) []byte {
+	dst = append(dst, liveFormat)
+	for _, n := range [3]int64{r.head, r.fs, r.lf} {
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(n))
+	}
+	for i := range r.sums {
+		for _, x := range r.sums[i] {
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
+		}
+	}
+	for _, x := range r.tot {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(x))
+	}
+	return dst
+}
+
+// parseSummary reads field "s".
+func parseSummary(s string) (summary, bool) {
+	var out summary
+	if len(s) != summaryLen || s[0] != liveFormat {
+		return out, false
+	}
+	b := []byte(s[1:])
+	next := func() uint64 {
+		x := binary.LittleEndian.Uint64(b)
+		b = b[8:]
+		return x
+	}
+	out.head, out.fs, out.lf = int64(next()), int64(next()), int64(next())
+	if out.head < 0 {
+		return out, false
+	}
+	for i := range out.sums {
+		for j := range out.sums[i] {
+			out.sums[i][j] = math.Float64frombits(next())
+		}
+	}
+	for j := range out.tot {
+		out.tot[j] = math.Float64frombits(next())
+	}
+	return out, true
+}
+
+// liveSummary reads the summary of a live hash in either format (legacy:
+// format 1); ok is false when the hash holds none.
+func liveSummary(h map[string]string) (sum summary, legacy, ok bool) {
+	if s, found := h["s"]; found {
+		sum, ok = parseSummary(s)
+		return sum, false, ok
+	}
+	head, err := strconv.ParseInt(h["h"], 10, 64)
+	if err != nil || head < 0 {
+		return sum, false, false
+	}
+	sum = summary{head: head, fs: -1, lf: -1}
+	if n, err := strconv.ParseInt(h["lf"], 10, 64); err == nil {
+		sum.lf = n
+	}
+	if n, err := strconv.ParseInt(h["fs"], 10, 64); err == nil {
+		sum.fs = n
+	}
+	for i, w := range windowSeconds {
+		sum.sums[i] = parseVec(h["w"+strconv.FormatInt(w, 10)])
+	}
+	sum.tot = parseVec(h["st"])
+	return sum, true, true
+}
+
+// parseVec reads format 1's nv numbers; anything else is the zero vector,
+// as the format 1 script read it.
 func parseVec(s string) vec {
 	var v vec
 	f := strings.Fields(s)
@@ -146,9 +233,28 @@ func parseVec(s string) vec {
 	return v
 }
 
-// parseBucketVec reads "<second> <nv numbers>".
+// appendBucket appends a bucket value: second sec's sums v.
+func appendBucket(dst []byte, sec int64, v *[nv]float32) []byte {
+	dst = append(dst, liveFormat)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(sec))
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(x))
+	}
+	return dst
+}
+
+// parseBucketVec reads a bucket value in either format (format 1:
+// "<second> <nv numbers>").
 func parseBucketVec(s string) (int64, vec, bool) {
 	var v vec
+	if len(s) == bucketLen && s[0] == liveFormat {
+		b := []byte(s[1:])
+		sec := int64(binary.LittleEndian.Uint64(b))
+		for j := range v {
+			v[j] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[8+4*j:])))
+		}
+		return sec, v, true
+	}
 	f := strings.Fields(s)
 	if len(f) != 1+nv {
 		return 0, v, false
@@ -163,98 +269,19 @@ func parseBucketVec(s string) (int64, vec, bool) {
 	return sec, v, true
 }
 
-// appendRounded appends v as %.6g text, space separated, and replaces
-// every number by what that text parses back to.
-func appendRounded(dst []byte, v *vec) []byte {
-	for i := range v {
-		if i > 0 {
-			dst = append(dst, ' ')
-		}
-		dst, v[i] = appendG6(dst, v[i])
+// appendVector appends a score's values as float32 (mode b).
+func appendVector(dst []byte, v *vec) []byte {
+	for _, x := range v {
+		dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(x)))
 	}
 	return dst
 }
 
-// appendExact writes v as the shortest text each float64 parses back
-// from exactly: for the session totals, which a %.6g rounding at every
-// score would let drift over a session of hours.
-func appendExact(dst []byte, v *vec) []byte {
-	for i := range v {
-		if i > 0 {
-			dst = append(dst, ' ')
-		}
-		dst = strconv.AppendFloat(dst, v[i], 'g', -1, 64)
+// round32 rounds a score's values to float32, the precision of a bucket.
+func round32(v *vec) {
+	for j := range v {
+		v[j] = float64(float32(v[j]))
 	}
-	return dst
-}
-
-// pow10 holds the powers of ten a float64 represents exactly.
-var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11}
-
-// appendG6 appends x as %.6g does and returns the value that text parses
-// to. Numbers printed without an exponent (1e-4 <= |x| < 999999.5, all
-// but rounding drift) take a short path: x scaled to a six-digit integer
-// m, printed with its decimal point; m / 10^k is then exactly what
-// ParseFloat makes of the text, both being the correctly rounded value of
-// the same decimal. Other numbers go through strconv.
-func appendG6(dst []byte, x float64) ([]byte, float64) {
-	if x == 0 {
-		return append(dst, '0'), 0
-	}
-	ax := math.Abs(x)
-	if ax >= 1e-4 && ax < 999999.5 {
-		e := 5
-		for e > -4 && ax < pow10[e+4]/1e4 {
-			e--
-		}
-		m := math.Round(ax * pow10[5-e])
-		switch {
-		case m >= 1e6:
-			e++
-		case m < 1e5 && e > -4:
-			e--
-		}
-		if e <= 5 {
-			m = math.Round(ax * pow10[5-e])
-			if m >= 1e5 && m < 1e6 {
-				return appendFixed(dst, x < 0, int64(m), e), math.Copysign(m/pow10[5-e], x)
-			}
-		}
-	}
-	start := len(dst)
-	dst = strconv.AppendFloat(dst, x, 'g', 6, 64)
-	r, _ := strconv.ParseFloat(string(dst[start:]), 64)
-	return dst, r
-}
-
-// appendFixed prints the six digits of m (100000 <= m < 1e6) as the
-// number m * 10^(e-5), -4 <= e <= 5, without trailing zeros.
-func appendFixed(dst []byte, neg bool, m int64, e int) []byte {
-	if neg {
-		dst = append(dst, '-')
-	}
-	var d [6]byte
-	for i := 5; i >= 0; i-- {
-		d[i] = byte('0' + m%10)
-		m /= 10
-	}
-	last := 5
-	for last > 0 && d[last] == '0' {
-		last--
-	}
-	if e >= 0 {
-		dst = append(dst, d[:e+1]...)
-		if last > e {
-			dst = append(dst, '.')
-			dst = append(dst, d[e+1:last+1]...)
-		}
-		return dst
-	}
-	dst = append(dst, '0', '.')
-	for i := -1; i > e; i-- {
-		dst = append(dst, '0')
-	}
-	return append(dst, d[:last+1]...)
 }
 
 // nextVersion is the version "v" a score's write gives the live hash: a
@@ -313,11 +340,12 @@ type liveStep struct {
 // session start afresh; a score older than the horizon only moves the
 // offset; the windows slide second by second (a pause of a window's
 // length or more empties it); rounding drift never leaves a negative
-// count. v must hold the %.6g-rounded score (see scoreVec); buf is scratch
-// space for the text.
+// count. v must hold float32-rounded values (see round32); buf is scratch
+// space for the binary values.
 func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf []byte) (liveStep, []byte) {
 	var st liveStep
 	head := r.head
+	legacy := r.legacy
 	fresh := head < 0 || t-head >= horizon || (r.hasSess && r.sess != sess)
 	if fresh {
 		r.erase()
@@ -331,10 +359,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 	if fresh {
 		st.mode = modeFresh
 	}
-	var changed [3]bool
 	if t > head {
 		for i, w := range windowSeconds {
-			changed[i] = true
 			if t-head >= w {
 				r.sums[i] = vec{}
 				continue
@@ -353,7 +379,6 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		}
 		head = t
 		r.head = t
-		st.pairs = append(st.pairs, "h", strconv.FormatInt(t, 10))
 		// Drop the seconds no window can read any more.
 		k, _ := r.find(head - longestWindow + 1)
 		if k > 0 {
@@ -363,70 +388,80 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 	slot := "b" + strconv.FormatInt(mod(t, horizon), 10)
 	if t > head-longestWindow {
 		k, ok := r.find(t)
-		var bv vec
-		if ok {
-			for j := range bv {
-				bv[j] = float64(r.buckets[k].v[j])
-			}
-		} else {
+		if !ok {
 			r.buckets = append(r.buckets, bucket{})
 			copy(r.buckets[k+1:], r.buckets[k:])
 			r.buckets[k] = bucket{sec: t}
 		}
-		for j := range bv {
-			bv[j] += v[j]
+		b := &r.buckets[k]
+		for j := range b.v {
+			b.v[j] = float32(float64(b.v[j]) + v[j])
 		}
-		buf = strconv.AppendInt(buf[:0], t, 10)
-		buf = append(buf, ' ')
-		buf = appendRounded(buf, &bv)
-		for j := range bv {
-			r.buckets[k].v[j] = float32(bv[j])
+		if !legacy {
+			buf = appendBucket(buf[:0], t, &b.v)
+			st.pairs = append(st.pairs, slot, string(buf))
 		}
+	} else if legacy {
+		// A second no window covers, in a hash rewritten below: its
+		// bucket starts with this score.
+		var b [nv]float32
+		for j := range b {
+			b[j] = float32(v[j])
+		}
+		buf = appendBucket(buf[:0], t, &b)
 		st.pairs = append(st.pairs, slot, string(buf))
 	} else {
 		// A second no window covers: its bucket is not in the copy, and
 		// the script adds the score to it.
 		st.mode = modeBucket
-		buf = appendRounded(buf[:0], v)
+		buf = appendVector(buf[:0], v)
 		st.vector = string(buf)
 	}
 	for i, w := range windowSeconds {
 		if t > head-w {
-			changed[i] = true
 			for j := range r.sums[i] {
 				r.sums[i][j] += v[j]
 			}
 		}
-		if !changed[i] {
-			continue
-		}
 		if r.sums[i][0] < 0.5 {
 			r.sums[i] = vec{}
 		}
-		buf = appendRounded(buf[:0], &r.sums[i])
-		st.pairs = append(st.pairs, "w"+strconv.FormatInt(w, 10), string(buf))
 	}
 	for j := range r.tot {
 		r.tot[j] += v[j]
 	}
-	buf = appendExact(buf[:0], &r.tot)
-	st.pairs = append(st.pairs, "st", string(buf))
 	if v[2] >= 0.5 && t > r.lf {
 		r.lf = t
-		st.pairs = append(st.pairs, "lf", strconv.FormatInt(t, 10))
 	}
 	fs := r.fs
 	if fresh {
 		r.fs, fs = t, t
 		r.sess, r.hasSess = sess, true
-		st.pairs = append(st.pairs, "fs", strconv.FormatInt(t, 10), "sess", sess)
+		st.pairs = append(st.pairs, "sess", sess)
 	} else if fs < 0 {
 		fs = t
 	}
-	if fresh || r.course != course {
+	if fresh || legacy || r.course != course {
 		r.course = course
 		st.pairs = append(st.pairs, "course", course)
 	}
+	if legacy {
+		// The format 1 hash goes (mode f deletes it) and the copy is
+		// written whole in format 2; seconds older than every window,
+		// which the copy does not keep, go with it.
+		r.legacy = false
+		st.mode = modeFresh
+		if !fresh && r.hasSess {
+			st.pairs = append(st.pairs, "sess", r.sess)
+		}
+		for k := range r.buckets {
+			b := &r.buckets[k]
+			buf = appendBucket(buf[:0], b.sec, &b.v)
+			st.pairs = append(st.pairs, "b"+strconv.FormatInt(mod(b.sec, horizon), 10), string(buf))
+		}
+	}
+	buf = appendSummary(buf[:0], r)
+	st.pairs = append(st.pairs, "s", string(buf))
 	st.live = r.snapshot(fs)
 	return st, buf
 }

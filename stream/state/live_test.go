@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand"
 	"reflect"
@@ -80,16 +81,19 @@ func (h simHash) write(st liveStep, t, horizon int64) {
 		h[st.pairs[i]] = st.pairs[i+1]
 	}
 	if st.mode == modeBucket {
+		// What the script's mode b does, in float64 as Lua adds.
 		slot := "b" + strconv.FormatInt(mod(t, horizon), 10)
+		var b [nv]float32
 		sec, bv, ok := parseBucketVec(h[slot])
-		if !ok || sec != t {
-			bv = vec{}
+		vb := []byte(st.vector)
+		for j := range b {
+			x := float64(math.Float32frombits(binary.LittleEndian.Uint32(vb[4*j:])))
+			if ok && sec == t {
+				x += bv[j]
+			}
+			b[j] = float32(x)
 		}
-		v := parseVec(st.vector)
-		for j := range bv {
-			bv[j] += v[j]
-		}
-		h[slot] = strconv.FormatInt(t, 10) + " " + string(appendRounded(nil, &bv))
+		h[slot] = string(appendBucket(nil, t, &b))
 	}
 }
 
@@ -125,7 +129,7 @@ func (s scoreStep) vec() vec {
 		v[9] = 1
 		v[10], v[11] = 0.7, 0.3
 	}
-	appendRounded(nil, &v)
+	round32(&v)
 	return v
 }
 
@@ -252,33 +256,103 @@ func FuzzRollingMatchesReference(f *testing.F) {
 	})
 }
 
-func TestAppendG6PrintsLikeStrconvAndReturnsWhatTheTextParsesTo(t *testing.T) {
-	rng := rand.New(rand.NewSource(3))
-	values := []float64{0, 1, -1, 0.5, 1e-4, 9.99999e-5, 0.000123456, 999999, 999999.5, 1e6, 123456.5, 0.1, 2.5e-7, -3.75, 300, 299.9999999, 1.0000005}
-	for i := 0; i < 200000; i++ {
-		x := rng.Float64() * math.Pow(10, float64(rng.Intn(14)-7))
-		if rng.Intn(2) == 0 {
-			x = -x
+func TestLiveValuesReadBackBitForBit(t *testing.T) {
+	r := &rolling{head: 1_800_000_300, fs: 1_800_000_000, lf: -1}
+	for i := range r.sums {
+		for j := range r.sums[i] {
+			r.sums[i][j] = float64(i*nv+j) / 3
 		}
-		values = append(values, x)
 	}
-	mismatches := 0
-	for _, x := range values {
-		got, r := appendG6(nil, x)
-		back, err := strconv.ParseFloat(string(got), 64)
-		if err != nil || back != r {
-			t.Fatalf("%v: printed %q, which parses to %v, but returned %v", x, got, back, r)
+	for j := range r.tot {
+		r.tot[j] = 1e9 / float64(j+7)
+	}
+	got, ok := parseSummary(string(appendSummary(nil, r)))
+	want := summary{head: r.head, fs: r.fs, lf: r.lf, sums: r.sums, tot: r.tot}
+	if !ok || got != want {
+		t.Fatalf("summary read back as %+v (ok %v), want %+v", got, ok, want)
+	}
+	var b [nv]float32
+	for j := range b {
+		b[j] = float32(j) / 7
+	}
+	sec, v, ok := parseBucketVec(string(appendBucket(nil, -5, &b)))
+	if !ok || sec != -5 {
+		t.Fatalf("bucket read back as second %d (ok %v)", sec, ok)
+	}
+	for j := range b {
+		if float32(v[j]) != b[j] {
+			t.Fatalf("bucket value %d read back as %v, want %v", j, v[j], b[j])
 		}
-		if want := strconv.FormatFloat(x, 'g', 6, 64); string(got) != want {
-			// Only a value within rounding error of a half-way point may
-			// print differently.
-			if math.Abs(back-x) > 1.0000001*math.Abs(x)*5e-6 {
-				t.Fatalf("%v: printed %q, strconv %q", x, got, want)
+	}
+}
+
+func TestUnreadableLiveValuesAreRefused(t *testing.T) {
+	good := string(appendSummary(nil, &rolling{head: 10, fs: 1, lf: 9}))
+	cases := []struct {
+		name, value string
+	}{
+		{"empty", ""},
+		{"one byte short", good[:len(good)-1]},
+		{"one byte long", good + "x"},
+		{"another format tag", "\x03" + good[1:]},
+		{"negative head", string(appendSummary(nil, &rolling{head: -1}))},
+		{"text", "1800000000 1 0.5"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, ok := parseSummary(c.value); ok {
+				t.Fatalf("summary %q accepted", c.value)
 			}
-			mismatches++
+			if _, _, ok := parseBucketVec(c.value); ok {
+				t.Fatalf("bucket %q accepted", c.value)
+			}
+		})
+	}
+}
+
+// TestFormat1HashIsReadAndRewrittenWhole: a live hash written before
+// format 2 (text fields) loads as the same copy, and the next score
+// replaces it whole (mode f) with format 2 values a reload reads the same.
+func TestFormat1HashIsReadAndRewrittenWhole(t *testing.T) {
+	const horizon = 600
+	sec := int64(1_800_000_000)
+	old := simHash{"h": strconv.FormatInt(sec+2, 10), "fs": strconv.FormatInt(sec, 10), "lf": strconv.FormatInt(sec+1, 10),
+		"sess": "S", "course": "c1", "v": "x1",
+		"w60": "3 1.5 2 0 1.5 1.5 0.3 0.15 3 0 0 0 0 0 0 0 0", "w120": "3 1.5 2 0 1.5 1.5 0.3 0.15 3 0 0 0 0 0 0 0 0",
+		"w300": "3 1.5 2 0 1.5 1.5 0.3 0.15 3 0 0 0 0 0 0 0 0", "st": "3 1.5 2 0 1.5 1.5 0.3 0.15 3 0 0 0 0 0 0 0 0"}
+	for i, att := range []string{"0.25", "0.5", "0.75"} {
+		face := "1"
+		if i == 2 {
+			face = "0"
+		}
+		s := sec + int64(i)
+		old["b"+strconv.FormatInt(s%horizon, 10)] = strconv.FormatInt(s, 10) + " 1 " + att + " " + face + " 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0"
+	}
+	r := loadRolling(old, "scores:0", 41, horizon)
+	if !r.legacy || r.head != sec+2 || r.fs != sec || r.lf != sec+1 || len(r.buckets) != 3 || r.sums[0][0] != 3 || r.tot[2] != 2 {
+		t.Fatalf("format 1 copy: %+v", r)
+	}
+	v := scoreStep{dt: 1, sess: "S", att: 1, face: 1}.vec()
+	st, _ := r.step(sec+3, "S", "c1", &v, horizon, nil)
+	if st.mode != modeFresh {
+		t.Fatalf("first write to a format 1 hash: mode %q, want %q (rewrite)", st.mode, modeFresh)
+	}
+	if st.live.W1.Seconds != 4 || st.live.SessionTotals.Seconds != 4 || st.live.FaceAbsentSeconds != 0 {
+		t.Fatalf("state after the rewrite: %+v", st.live)
+	}
+	h := simHash{}
+	h.write(st, sec+3, horizon)
+	for field := range h {
+		if field == "h" || field == "w60" || field == "st" {
+			t.Fatalf("format 1 field %q written", field)
 		}
 	}
-	if mismatches > len(values)/10000 {
-		t.Fatalf("%d of %d values print differently from strconv", mismatches, len(values))
+	if len(h) != 4+3 { // s, sess, course, and the four buckets (no v: step does not version)
+		t.Fatalf("rewritten hash has %d fields: %v", len(h), h)
+	}
+	reloaded := loadRolling(h, r.offField, r.off, horizon)
+	r.version = ""
+	if !reflect.DeepEqual(r, reloaded) {
+		t.Fatalf("reloaded copy differs\nkept     %+v\nreloaded %+v", *r, *reloaded)
 	}
 }

@@ -77,32 +77,21 @@ func (r *Reader) Live(ctx context.Context, student string) (*LiveHistory, error)
 	if err != nil {
 		return nil, fmt.Errorf("state: read live state: %w", err)
 	}
-	head, err := strconv.ParseInt(h["h"], 10, 64)
-	if len(h) == 0 || err != nil {
+	sum, _, ok := liveSummary(h)
+	if !ok {
 		return nil, fmt.Errorf("live state of %s: %w", student, ErrNoState)
 	}
-	l := &LiveHistory{Session: h["sess"], Course: h["course"], HeadUnix: head}
-	for _, f := range []struct {
-		field string
-		dst   *Window
-	}{{"w60", &l.W1}, {"w120", &l.W2}, {"w300", &l.W5}, {"st", &l.SessionTotals}} {
-		if s, ok := h[f.field]; ok {
-			w, err := parseWindow(s)
-			if err != nil {
-				return nil, fmt.Errorf("state: live state of %s: field %s: %w", student, f.field, err)
-			}
-			*f.dst = w
-		}
+	head := sum.head
+	l := &LiveHistory{Session: h["sess"], Course: h["course"], HeadUnix: head,
+		W1: windowOf(&sum.sums[0]), W2: windowOf(&sum.sums[1]), W5: windowOf(&sum.sums[2]), SessionTotals: windowOf(&sum.tot)}
+	if sum.fs >= 0 {
+		l.SessionStartUnix = sum.fs
 	}
-	fs, fsErr := strconv.ParseInt(h["fs"], 10, 64)
-	if fsErr == nil {
-		l.SessionStartUnix = fs
-	}
-	// The same arithmetic as apply.lua's.
-	if lf, err := strconv.ParseInt(h["lf"], 10, 64); err == nil {
-		l.FaceAbsentSeconds = float64(head - lf)
-	} else if fsErr == nil {
-		l.FaceAbsentSeconds = float64(head - fs + 1)
+	// The same arithmetic as rolling.snapshot's.
+	if sum.lf >= 0 {
+		l.FaceAbsentSeconds = float64(head - sum.lf)
+	} else if sum.fs >= 0 {
+		l.FaceAbsentSeconds = float64(head - sum.fs + 1)
 	}
 	for field, v := range h {
 		slot, ok := strings.CutPrefix(field, "b")
@@ -132,35 +121,26 @@ func mod(a, b int64) int64 {
 	return m
 }
 
-// parseBucket reads "sec n att face masked eng conf bored frus ln en e1..e7".
+// parseBucket reads a bucket value (either format, see parseBucketVec)
+// as the means of its second.
 func parseBucket(s string) (LiveSecond, bool) {
-	f := strings.Fields(s)
-	if len(f) != 1+nv {
+	sec, v, ok := parseBucketVec(s)
+	if !ok {
 		return LiveSecond{}, false
-	}
-	sec, err := strconv.ParseInt(f[0], 10, 64)
-	if err != nil {
-		return LiveSecond{}, false
-	}
-	v := make([]float64, nv)
-	for i, x := range f[1:] {
-		if v[i], err = strconv.ParseFloat(x, 64); err != nil {
-			return LiveSecond{}, false
-		}
 	}
 	out := LiveSecond{Unix: sec, Samples: int(v[0] + 0.5), LearningSamples: int(v[8] + 0.5), EmotionSamples: int(v[9] + 0.5)}
 	if out.Samples <= 0 {
 		return LiveSecond{}, false
 	}
-	out.Attention, out.Face, out.Masked = clamp01(v[1]/v[0]), clamp01(v[2]/v[0]), clamp01(v[3]/v[0])
+	out.Attention, out.Face, out.Masked = mean(v[1], v[0]), mean(v[2], v[0]), mean(v[3], v[0])
 	if out.LearningSamples > 0 {
 		for i := range out.Learning {
-			out.Learning[i] = clamp01(v[4+i] / v[8])
+			out.Learning[i] = mean(v[4+i], v[8])
 		}
 	}
 	if out.EmotionSamples > 0 {
 		for i := range out.Emotions {
-			out.Emotions[i] = clamp01(v[10+i] / v[9])
+			out.Emotions[i] = mean(v[10+i], v[9])
 		}
 	}
 	return out, true

@@ -2,6 +2,7 @@ package state
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,39 +33,31 @@ type Live struct {
 	FaceAbsentSeconds float64
 }
 
-func parseWindow(s string) (Window, error) {
-	f := strings.Fields(s)
-	if len(f) != nv {
-		return Window{}, fmt.Errorf("window sums %q: want %d numbers", s, nv)
-	}
-	var v vec
-	for i, x := range f {
-		n, err := strconv.ParseFloat(x, 64)
-		if err != nil {
-			return Window{}, fmt.Errorf("window sums %q: %w", s, err)
-		}
-		v[i] = n
-	}
-	return windowOf(&v), nil
-}
-
 // windowOf turns a window's sums into its means.
 func windowOf(v *vec) Window {
 	w := Window{Seconds: int(v[0] + 0.5), LearningSeconds: int(v[8] + 0.5), EmotionSeconds: int(v[9] + 0.5)}
 	if w.Seconds > 0 {
 		n := v[0]
-		w.Attention, w.Face, w.Masked = clamp01(v[1]/n), clamp01(v[2]/n), clamp01(v[3]/n)
+		w.Attention, w.Face, w.Masked = mean(v[1], n), mean(v[2], n), mean(v[3], n)
 	}
 	if w.LearningSeconds > 0 {
 		n := v[8]
-		w.Engaged, w.Confused, w.Bored, w.Frustrated = clamp01(v[4]/n), clamp01(v[5]/n), clamp01(v[6]/n), clamp01(v[7]/n)
+		w.Engaged, w.Confused, w.Bored, w.Frustrated = mean(v[4], n), mean(v[5], n), mean(v[6], n), mean(v[7], n)
 	}
 	if w.EmotionSeconds > 0 {
 		for i := range w.Emotions {
-			w.Emotions[i] = clamp01(v[10+i] / v[9])
+			w.Emotions[i] = mean(v[10+i], v[9])
 		}
 	}
 	return w
+}
+
+// mean is sum/n to six decimals, within 0–1. Scores are kept at float32
+// precision (about seven significant digits; state/live.go), and six
+// decimals give back the value a score or a mean of scores had before:
+// 0.3 stays 0.3, not 0.30000001, when a policy threshold compares it.
+func mean(sum, n float64) float64 {
+	return clamp01(math.Round(sum/n*1e6) / 1e6)
 }
 
 func clamp01(x float64) float64 {

@@ -304,7 +304,7 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		}
 		expect := r.version
 		v := scoreVec(sc)
-		buf = appendRounded(buf[:0], &v)
+		round32(&v)
 		sec := sc.TS.Unix()
 		var st liveStep
 		st, buf = r.step(sec, sc.Session, sc.Course, &v, s.horizon, buf)

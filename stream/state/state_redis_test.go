@@ -604,3 +604,49 @@ func TestOnlyTheLastAcademicEventOfAStudentCarriesTheState(t *testing.T) {
 		}
 	}
 }
+
+// TestFormat1LiveHashIsReadThenRewrittenInRedis: a live hash a processor
+// before "live hash format 2" wrote (text fields) is read by the Reader and
+// carried on by the Store, whose first score rewrites it in format 2.
+func TestFormat1LiveHashIsReadThenRewrittenInRedis(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	base := t0.Unix()
+	text := func(sec int64, att string) string {
+		return strconv.FormatInt(sec, 10) + " 1 " + att + " 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0"
+	}
+	old := map[string]any{"h": base + 1, "fs": base, "lf": base + 1, "sess": "S1", "course": "calculus", "v": "old1",
+		"w60": "2 1 2 0 1 1 0.2 0.1 2 0 0 0 0 0 0 0 0", "w120": "2 1 2 0 1 1 0.2 0.1 2 0 0 0 0 0 0 0 0",
+		"w300": "2 1 2 0 1 1 0.2 0.1 2 0 0 0 0 0 0 0 0", "st": "2 1 2 0 1 1 0.2 0.1 2 0 0 0 0 0 0 0 0",
+		"b" + strconv.FormatInt(base%600, 10): text(base, "0.25"), "b" + strconv.FormatInt((base+1)%600, 10): text(base+1, "0.75")}
+	if err := s.Client().HSet(ctx, LiveKey("f1"), old).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := NewReader(s.Client(), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := rd.Live(ctx, "f1")
+	if err != nil || len(before.Seconds) != 2 || before.W1.Seconds != 2 || before.W1.Attention != 0.5 || before.SessionStartUnix != base {
+		t.Fatalf("format 1 hash read as %+v, %v", before, err)
+	}
+	res := apply(t, s, Op{Event: score("f1", 2, 1, 1), Topic: stream.TopicScores, Partition: 2, Offset: 7})
+	if res[0].Status != Applied || res[0].Live.W1.Seconds != 3 || res[0].Live.W1.Attention != 0.666667 {
+		t.Fatalf("score on a format 1 hash: %+v", res[0])
+	}
+	h, err := s.Client().HGetAll(ctx, LiveKey("f1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := h["w60"]; ok {
+		t.Fatalf("format 1 fields left after the rewrite: %v", h)
+	}
+	if _, ok := parseSummary(h["s"]); !ok {
+		t.Fatalf("no format 2 summary after the rewrite: %q", h["s"])
+	}
+	after, err := rd.Live(ctx, "f1")
+	if err != nil || len(after.Seconds) != 3 || after.Seconds[0].Attention != 0.25 || after.W1 != res[0].Live.W1 ||
+		after.SessionTotals.Seconds != 3 || after.SessionStartUnix != base {
+		t.Fatalf("rewritten hash read as %+v, %v", after, err)
+	}
+}
