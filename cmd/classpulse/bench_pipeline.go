@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -52,6 +53,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the saturated phase to this file")
+	traceFile := fs.String("batch-trace", "", "write one line per batch applied in the paced phase to this file: when it was applied (unix ms), its events, its worst produce→applied latency (ms)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
@@ -103,6 +105,20 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		mu         sync.Mutex
 		lats       []float64
 	)
+	// The batch trace: where the paced phase's latency builds up (a
+	// processor stall shows as a gap between batches, a backlog as rising
+	// latencies in back-to-back full batches).
+	var trace *bufio.Writer
+	if *traceFile != "" {
+		f, err := os.Create(*traceFile)
+		if err != nil {
+			return fmt.Errorf("bench pipeline: --batch-trace: %w", err)
+		}
+		defer f.Close()
+		trace = bufio.NewWriter(f)
+		defer trace.Flush()
+		fmt.Fprintln(trace, "# applied_unix_ms events max_latency_ms (paced phase, one line per applied batch)")
+	}
 	hook := func(batch []stream.Message, done time.Time) {
 		if firstBatch.CompareAndSwap(0, done.UnixNano()) {
 			firstN.Store(int64(len(batch)))
@@ -114,6 +130,13 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 			return
 		}
 		mu.Lock()
+		if trace != nil {
+			var worst time.Duration
+			for _, m := range batch {
+				worst = max(worst, done.Sub(m.Time))
+			}
+			fmt.Fprintf(trace, "%d %d %.1f\n", done.UnixMilli(), len(batch), float64(worst)/float64(time.Millisecond))
+		}
 		for _, m := range batch {
 			if m.Time.UnixNano() >= p2 {
 				lats = append(lats, float64(done.Sub(m.Time))/float64(time.Millisecond))

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -14,8 +16,9 @@ import (
 func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	r := testenv.StartRedis(t)
 	var out bytes.Buffer
+	trace := filepath.Join(t.TempDir(), "trace")
 	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
-		"--latency-duration", "1s", "--redis-benchmark-n", "20000", "--log-level", "error"}, &out)
+		"--latency-duration", "1s", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace}, &out)
 	if err != nil {
 		t.Fatalf("bench pipeline: %v\n%s", err, out.String())
 	}
@@ -32,6 +35,24 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "redis-benchmark evalsha_hincrby_hset P=16 requests_per_s=") {
 		t.Errorf("no redis-benchmark comparison in\n%s", out.String())
+	}
+	// The batch trace accounts for every event of the paced phase.
+	paced := regexp.MustCompile(`(?m)^paced events=(\d+) `).FindStringSubmatch(out.String())
+	b, err := os.ReadFile(trace)
+	if paced == nil || err != nil {
+		t.Fatalf("paced line %v, trace %v", paced, err)
+	}
+	sum := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+		f := strings.Fields(line)
+		n, err := strconv.Atoi(f[1])
+		if len(f) != 3 || err != nil || n <= 0 {
+			t.Fatalf("trace line %q", line)
+		}
+		sum += n
+	}
+	if want, _ := strconv.Atoi(paced[1]); sum != want {
+		t.Errorf("trace holds %d events, the paced phase %d", sum, want)
 	}
 }
 
