@@ -220,8 +220,14 @@ func TestStopDuringRedisOutageCommitsNothingUnapplied(t *testing.T) {
 	waitTotal(t, in.rdb, students, n, 60*time.Second)
 	second.stop()
 	checkExactTotals(t, in.rdb, students, n)
-	if got := first.outcome(t, "applied") + second.outcome(t, "applied"); got != n {
-		t.Errorf("applied %d in all, want exactly %d", got, n)
+	// A pipeline Redis executed just before it stopped may have lost its
+	// replies: the first member counted none of it as applied, and the
+	// second finds those events already applied (duplicates). The state
+	// above is exact either way; the counts must account for every event
+	// and apply none twice.
+	applied := first.outcome(t, "applied") + second.outcome(t, "applied")
+	if dup := second.outcome(t, "duplicate"); applied > n || applied+dup < n {
+		t.Errorf("applied %d and %d duplicates after the restart, want %d events applied exactly once", applied, dup, n)
 	}
 }
 
