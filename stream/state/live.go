@@ -59,9 +59,14 @@ type rolling struct {
 	// building them per score.
 	keys []string
 	// offField is the "<topic>:<partition>" the student's scores come
-	// from; off the last offset applied from it (-1 none).
-	offField string
-	off      int64
+	// from; off the last offset computed from it (-1 none), which Redis
+	// may not hold yet (see Store.Prepare), and confirmed the last one
+	// Redis is known to hold (read or answered). confirmed is read and
+	// written only under Store.mu: a batch's results confirm offsets while
+	// the next batch computes on the copy.
+	offField  string
+	off       int64
+	confirmed int64
 	// version is the hash's "v" as Redis holds it ("" none): the
 	// script's compare-and-set refuses a write made from another version.
 	version string
@@ -84,13 +89,16 @@ type rolling struct {
 }
 
 func newRolling(offField string, off int64) *rolling {
-	return &rolling{offField: offField, off: off, head: -1, fs: -1, lf: -1}
+	return &rolling{offField: offField, off: off, confirmed: off, head: -1, fs: -1, lf: -1}
 }
 
 // erase is the copy after the consent branch of the script deleted the
 // live hash.
 func (r *rolling) erase() {
-	*r = rolling{keys: r.keys, offField: r.offField, off: r.off, head: -1, fs: -1, lf: -1}
+	// Field by field: confirmed is not this goroutine's to write.
+	r.version, r.ttlAt, r.ttlSet = "", 0, false
+	r.head, r.sess, r.hasSess, r.course, r.fs, r.lf = -1, "", false, "", -1, -1
+	r.sums, r.tot, r.buckets, r.legacy = [3]vec{}, vec{}, nil, false
 }
 
 // loadRolling builds the copy from the live hash as HGETALL returns it.

@@ -191,25 +191,79 @@ const maxRounds = 8
 //
 // Scores whose live copy was stale cost one more round trip: the copies
 // are reloaded and those scores computed and sent again, in order.
+//
+// Apply is Prepare then Send.
 func (s *Store) Apply(ctx context.Context, cal Calendar, ops []Op) ([]Result, error) {
+	p, err := s.Prepare(ctx, cal, ops)
+	if err != nil {
+		return nil, err
+	}
+	return s.Send(ctx, p)
+}
+
+// Prepared is a batch computed on the store's copies of live state and not
+// sent yet (see Prepare).
+type Prepared struct {
+	cal   Calendar
+	ops   []Op
+	out   []Result
+	calls []call // the first round
+	sent  bool
+}
+
+// Prepare does the Go side of Apply's first round: it computes every
+// score on the store's copies of live state (loading the missing ones) and
+// lays out every script call, so that a caller can prepare the next batch
+// while Redis executes this one. The copies stay in the store, ahead of
+// Redis, for the next Prepare to build on; Send must follow in batch
+// order, each after the previous Send returned.
+//
+// Nothing a Prepare assumed can make a later batch wrong: a score computed
+// on a copy Redis does not hold is refused by the script's compare-and-set
+// and computed again (Send), and a copy whose offset is ahead of what Redis
+// confirmed is reloaded before an event at or below that offset is
+// computed on it, so a prepared batch that was never sent (the processor
+// stopped, or this batch failed) leaves no event taken for a duplicate.
+func (s *Store) Prepare(ctx context.Context, cal Calendar, ops []Op) (*Prepared, error) {
+	p := &Prepared{cal: cal, ops: ops, out: make([]Result, len(ops))}
 	if len(ops) == 0 {
-		return nil, nil
+		return p, nil
 	}
-	out := make([]Result, len(ops))
-	pending := make([]int, len(ops))
-	for i := range pending {
-		pending[i] = i
+	idx := make([]int, len(ops))
+	for i := range idx {
+		idx[i] = i
 	}
-	for round := 0; len(pending) > 0; round++ {
-		if round == maxRounds {
-			return nil, fmt.Errorf("state: the live state of %d events kept changing under this store for %d rounds (another member writing the same students?)", len(pending), maxRounds)
-		}
-		var err error
-		if pending, err = s.applyRound(ctx, cal, ops, pending, out); err != nil {
+	var err error
+	p.calls, err = s.build(ctx, cal, ops, idx, p.out)
+	return p, err
+}
+
+// Send applies a prepared batch in Redis and returns one result per op,
+// in order; see Apply. A batch is sent once: after an error, Apply it
+// again.
+func (s *Store) Send(ctx context.Context, p *Prepared) ([]Result, error) {
+	if p.sent {
+		return nil, errors.New("state: a prepared batch was sent twice")
+	}
+	p.sent = true
+	stale, err := s.send(ctx, p.ops, p.calls, p.out)
+	for round := 1; len(stale) > 0; round++ {
+		if err != nil {
 			return nil, err
 		}
+		if round == maxRounds {
+			return nil, fmt.Errorf("state: the live state of %d events kept changing under this store for %d rounds (another member writing the same students?)", len(stale), maxRounds)
+		}
+		calls, err := s.build(ctx, p.cal, p.ops, stale, p.out)
+		if err != nil {
+			return nil, err
+		}
+		stale, err = s.send(ctx, p.ops, calls, p.out)
 	}
-	return out, nil
+	if err != nil {
+		return nil, err
+	}
+	return p.out, nil
 }
 
 // call is one script call of a round.
@@ -217,16 +271,18 @@ type call struct {
 	op      int
 	keys    []string
 	args    []any
-	student string // set for scores
-	live    *Live  // what the score computed
+	student string   // set for scores
+	copy    *rolling // the copy the score was computed on
+	live    *Live    // what the score computed
 	// getOpen: not a script call but a GET of the student's open
 	// warnings, for a score the copy knows to be applied already.
 	getOpen bool
 }
 
-// applyRound applies ops[idx…] (in order) and fills their results; it
-// returns the scores refused as stale, to compute again.
-func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []int, out []Result) ([]int, error) {
+// build lays out the script calls of ops[idx…] (in order), computing the
+// scores on the store's copies, which it puts back computed; results
+// known without Redis go to out.
+func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, out []Result) ([]call, error) {
 	copies, err := s.take(ctx, ops, idx)
 	if err != nil {
 		return nil, err
@@ -282,9 +338,6 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 			continue
 		}
 		r := copies[sc.Student]
-		if r.offField != field {
-			r.offField, r.off = field, -1
-		}
 		if r.off >= 0 && op.Offset <= r.off {
 			// Applied before, perhaps by a run that crashed before it
 			// published what the rules made of it: the result carries the
@@ -333,14 +386,40 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		if r.keys == nil {
 			r.keys = StudentKeys(sc.Student)
 		}
-		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, live: st.live})
+		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, copy: r, live: st.live})
 	}
+	s.mu.Lock()
+	for student, r := range copies {
+		s.live[student] = r
+	}
+	for student := range s.live {
+		if len(s.live) <= s.cfg.CacheStudents {
+			break
+		}
+		delete(s.live, student)
+	}
+	s.mu.Unlock()
+	return calls, nil
+}
+
+// send runs the calls of one round in one pipeline and fills their
+// results; it returns the scores refused as stale, to compute again.
+func (s *Store) send(ctx context.Context, ops []Op, calls []call, out []Result) ([]int, error) {
 	cmds, err := s.exec(ctx, calls)
 	if err != nil {
-		// The copies are not put back: Redis may hold some of this round.
+		// Redis may hold some of this round, and the copies are ahead of
+		// it: they go, and are loaded again.
+		s.mu.Lock()
+		for _, c := range calls {
+			if c.student != "" {
+				delete(s.live, c.student)
+			}
+		}
+		s.mu.Unlock()
 		return nil, err
 	}
 	drop := map[string]bool{}
+	confirm := map[*rolling]int64{}
 	var stale []int
 	for k, c := range calls {
 		if c.student == "" {
@@ -361,6 +440,9 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 			return nil, fmt.Errorf("state: result of %s offset %d: unexpected script reply", ops[c.op].Topic, ops[c.op].Offset)
 		}
 		code, _ := arr[0].(int64)
+		if code == 1 || code == 5 {
+			confirm[c.copy] = ops[c.op].Offset
+		}
 		switch code {
 		case 1:
 			r := Result{Status: Applied, Live: c.live}
@@ -389,15 +471,10 @@ func (s *Store) applyRound(ctx context.Context, cal Calendar, ops []Op, idx []in
 		}
 	}
 	s.mu.Lock()
-	for student, r := range copies {
-		if !drop[student] {
-			s.live[student] = r
-		}
+	for r, off := range confirm {
+		r.confirmed = max(r.confirmed, off)
 	}
-	for student := range s.live {
-		if len(s.live) <= s.cfg.CacheStudents {
-			break
-		}
+	for student := range drop {
 		delete(s.live, student)
 	}
 	s.mu.Unlock()
@@ -421,6 +498,13 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		}
 		r := s.live[sc.Student]
 		delete(s.live, sc.Student)
+		if field := ops[i].Topic + ":" + strconv.Itoa(ops[i].Partition); r != nil && r.offField != field {
+			r.offField, r.off, r.confirmed = field, -1, -1
+		} else if r != nil && ops[i].Offset <= r.off && ops[i].Offset > r.confirmed {
+			// Computed ahead by a batch that was not applied: Redis is
+			// the truth for this one.
+			r = nil
+		}
 		copies[sc.Student] = r
 		if r == nil {
 			missing = append(missing, i)

@@ -257,6 +257,24 @@ func liveFields(t *testing.T, s *Store, student string) map[string]string {
 	return h
 }
 
+func prepare(t *testing.T, s *Store, ops ...Op) *Prepared {
+	t.Helper()
+	p, err := s.Prepare(context.Background(), fixedCal{}, ops)
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	return p
+}
+
+func send(t *testing.T, s *Store, p *Prepared) []Result {
+	t.Helper()
+	res, err := s.Send(context.Background(), p)
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return res
+}
+
 // scoreOps are one student's scores at seconds from…to-1, with offsets
 // equal to the seconds, from partition 2 of the scores topic.
 func scoreOps(student string, from, to int) []Op {
@@ -310,6 +328,63 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 			}
 			if last := res[149]; last.Status != Applied || last.Live.W5.Seconds != 300 {
 				t.Fatalf("score 299: %+v", last)
+			}
+			apply(t, a, scoreOps(student, 300, 400)...)
+		}},
+		{"the next batch prepared while this one is sent", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 100)...)
+			p1 := prepare(t, a, scoreOps(student, 100, 200)...)
+			p2 := prepare(t, a, scoreOps(student, 200, 300)...)
+			for _, p := range []*Prepared{p1, p2} {
+				for i, r := range send(t, a, p) {
+					if r.Status != Applied {
+						t.Fatalf("op %d: %v, want applied", i, r.Status)
+					}
+				}
+			}
+			apply(t, a, scoreOps(student, 300, 400)...)
+			if a.StaleCopies() != 0 {
+				t.Fatalf("%d stale copies: a prepared batch did not build on the one before", a.StaleCopies())
+			}
+		}},
+		{"a prepared batch that was never sent is delivered again", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 150)...)
+			prepare(t, a, scoreOps(student, 150, 300)...) // the process stopped before sending it
+			for i, r := range apply(t, a, scoreOps(student, 150, 300)...) {
+				if r.Status != Applied {
+					t.Fatalf("op %d: %v, want applied (the copy ran ahead of Redis)", 150+i, r.Status)
+				}
+			}
+			apply(t, a, scoreOps(student, 300, 400)...)
+		}},
+		{"the batch before a prepared one failed and was applied again", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 100)...)
+			p1 := prepare(t, a, scoreOps(student, 100, 200)...)
+			p2 := prepare(t, a, scoreOps(student, 200, 300)...)
+			gone, cancel := context.WithCancel(context.Background())
+			cancel()
+			if _, err := a.Send(gone, p1); err == nil {
+				t.Fatal("a send on a dead connection reported success")
+			}
+			if _, err := a.Send(context.Background(), p1); err == nil {
+				t.Fatal("a prepared batch was sent twice")
+			}
+			apply(t, a, scoreOps(student, 100, 200)...)
+			for i, r := range send(t, a, p2) {
+				if r.Status != Applied {
+					t.Fatalf("op %d: %v, want applied", 200+i, r.Status)
+				}
+			}
+			apply(t, a, scoreOps(student, 300, 400)...)
+		}},
+		{"another member applied the batch a prepared one builds on", func(t *testing.T, a, b *Store, student string) {
+			apply(t, a, scoreOps(student, 0, 150)...)
+			p := prepare(t, a, scoreOps(student, 150, 300)...)
+			apply(t, b, scoreOps(student, 150, 300)...)
+			for i, r := range send(t, a, p) {
+				if r.Status != Duplicate {
+					t.Fatalf("op %d: %v, want duplicate", 150+i, r.Status)
+				}
 			}
 			apply(t, a, scoreOps(student, 300, 400)...)
 		}},
