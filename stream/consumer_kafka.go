@@ -24,15 +24,19 @@ type Message = kafka.Message
 // return an error only when its context ends.
 type BatchHandler func(ctx context.Context, batch []Message) error
 
-// StagedHandler applies a batch in two stages. The call itself is the
-// first stage; the finish function it returns (nil when there is nothing
-// left to do) is the second, and the batch's offsets are committed only
-// after it returned nil. The consumer runs the second stage of a batch
-// while the first stage of the next one runs, so finish must not depend
-// on anything the next batch's first stage changes; finish functions run
-// one at a time, in batch order. Like a BatchHandler, both stages retry
-// transient failures themselves and fail only when their context ends.
-type StagedHandler func(ctx context.Context, batch []Message) (finish func(context.Context) error, err error)
+// StagedHandler applies a batch in stages. The call itself is the first
+// stage; it returns the later ones (at most MaxLaterStages; none when
+// nothing is left to do), and the batch's offsets are committed only after
+// the last returned nil. The consumer runs a batch's later stages while
+// the next batch's first stage runs, and stage k of a batch after stage k
+// of the batch before it, so that consecutive batches overlap like a
+// pipeline: a later stage must not depend on anything an earlier stage of
+// a later batch changes. Like a BatchHandler, every stage retries
+// transient failures itself and fails only when its context ends.
+type StagedHandler func(ctx context.Context, batch []Message) (later []func(context.Context) error, err error)
+
+// MaxLaterStages is the most later stages a StagedHandler may return.
+const MaxLaterStages = 2
 
 // ConsumerConfig configures a Consumer. Brokers is required; every other
 // field documents its default.
@@ -106,13 +110,13 @@ type Consumer struct {
 // NewConsumer builds a consumer whose handler applies each batch fully
 // before the next is handed over; Run starts it.
 func NewConsumer(cfg ConsumerConfig, handler BatchHandler, logger *slog.Logger) (*Consumer, error) {
-	return NewStagedConsumer(cfg, func(ctx context.Context, batch []Message) (func(context.Context) error, error) {
+	return NewStagedConsumer(cfg, func(ctx context.Context, batch []Message) ([]func(context.Context) error, error) {
 		return nil, handler(ctx, batch)
 	}, logger)
 }
 
-// NewStagedConsumer builds a consumer that overlaps a batch's second stage
-// with the next batch's first (see StagedHandler); Run starts it.
+// NewStagedConsumer builds a consumer that overlaps a batch's later stages
+// with the next batches' (see StagedHandler); Run starts it.
 func NewStagedConsumer(cfg ConsumerConfig, handler StagedHandler, logger *slog.Logger) (*Consumer, error) {
 	cfg.applyDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -170,16 +174,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	})
 	defer stop()
 
-	// At most one batch is in its second stage (a flight) while the next
-	// one runs its first; the flight commits its batch when it succeeds.
-	var fl *flight
+	// Batches in their later stages (flights), oldest first: at most
+	// MaxLaterStages while the next one runs its first stage. Each commits
+	// its batch when its last stage succeeds.
+	var flights []*flight
 	defer func() {
-		if fl != nil {
-			fl.wait()
+		for _, f := range flights {
+			f.wait()
 		}
 	}()
 	for {
-		// A fresh slice each time: the batch in flight still holds its own.
+		// A fresh slice each time: the batches in flight hold their own.
 		batch := make([]Message, 0, c.cfg.MaxBatch)
 		m, err := r.FetchMessage(ctx)
 		if err != nil {
@@ -197,7 +202,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if c.logger.Enabled(ctx, slog.LevelDebug) {
 			c.logger.Debug("batch fetched", "messages", len(batch), "ranges", ranges(batch))
 		}
-		finish, err := c.handler(work, batch)
+		later, err := c.handler(work, batch)
+		if err == nil && len(later) > MaxLaterStages {
+			err = fmt.Errorf("%d later stages, at most %d", len(later), MaxLaterStages)
+		}
 		if err != nil {
 			if work.Err() != nil {
 				c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
@@ -205,19 +213,20 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			return fmt.Errorf("consumer: handler: %w", err)
 		}
-		if fl != nil {
-			err := fl.wait()
-			fl = nil
+		for len(flights) > 0 && (len(flights) == MaxLaterStages || len(later) == 0) {
+			err := flights[0].wait()
+			flights = flights[1:]
 			if err != nil {
-				// This batch's first stage was applied but is not committed:
-				// it is redelivered, and applying it again is a no-op.
+				// The batches after it were applied in part at most, and
+				// are not committed: they are redelivered, and applying
+				// them again is a no-op.
 				if work.Err() != nil {
 					return nil
 				}
 				return err
 			}
 		}
-		if finish == nil {
+		if len(later) == 0 {
 			if err := c.commit(work, r, batch); err != nil {
 				if work.Err() != nil {
 					return nil
@@ -225,7 +234,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return err
 			}
 		} else {
-			fl = c.fly(work, r, finish, batch)
+			var prev *flight
+			if len(flights) > 0 {
+				prev = flights[len(flights)-1]
+			}
+			flights = append(flights, c.fly(work, r, later, batch, prev))
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -233,30 +246,73 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// flight is a batch in its second stage.
+// flight is a batch in its later stages.
 type flight struct {
-	done chan struct{}
-	err  error
+	// stage[k] is closed once stage k (MaxLaterStages: the commit) of the
+	// batch ended or will not run; failed is set before a stage that
+	// failed, or will not run, is closed, and err before the last closes.
+	stage  [MaxLaterStages + 1]chan struct{}
+	failed atomic.Bool
+	err    error
 }
 
 func (f *flight) wait() error {
-	<-f.done
+	<-f.stage[MaxLaterStages]
 	return f.err
 }
 
-// fly runs a batch's second stage, then commits the batch.
-func (c *Consumer) fly(work context.Context, r *kafka.Reader, finish func(context.Context) error, batch []Message) *flight {
-	f := &flight{done: make(chan struct{})}
+// fly runs a batch's later stages, each after the same stage of the batch
+// before (prev, nil for none) ended, then commits the batch after prev's
+// commit. A failure of prev's, or of one of its own stages, ends the
+// flight without committing.
+func (c *Consumer) fly(work context.Context, r *kafka.Reader, later []func(context.Context) error, batch []Message, prev *flight) *flight {
+	f := &flight{}
+	for k := range f.stage {
+		f.stage[k] = make(chan struct{})
+	}
+	// A batch with fewer stages runs them as the last ones before the
+	// commit, in step with batches that have more.
+	skip := MaxLaterStages - len(later)
 	go func() {
-		defer close(f.done)
-		if err := finish(work); err != nil {
-			if work.Err() != nil {
-				c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
+		k := 0
+		defer func() {
+			for ; k < len(f.stage); k++ {
+				close(f.stage[k])
 			}
-			f.err = fmt.Errorf("consumer: handler: %w", err)
-			return
+		}()
+		fail := func(err error) {
+			f.err = err
+			f.failed.Store(true)
 		}
-		f.err = c.commit(work, r, batch)
+		for ; k <= MaxLaterStages; k++ {
+			if prev != nil {
+				<-prev.stage[k]
+				if prev.failed.Load() {
+					// Applying this batch's stage before the earlier batch's
+					// would let a redelivery of that one find its events
+					// "already applied" by offset.
+					fail(errors.New("consumer: an earlier batch failed"))
+					return
+				}
+			}
+			switch {
+			case k == MaxLaterStages:
+				if err := c.commit(work, r, batch); err != nil {
+					fail(err)
+					return
+				}
+			case k >= skip:
+				if err := later[k-skip](work); err != nil {
+					if work.Err() != nil {
+						c.logger.Warn("batch abandoned at shutdown; it will be redelivered", "messages", len(batch))
+					}
+					fail(fmt.Errorf("consumer: handler: %w", err))
+					return
+				}
+			}
+			close(f.stage[k])
+		}
+		k = len(f.stage)
 	}()
 	return f
 }

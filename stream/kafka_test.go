@@ -2,6 +2,7 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -128,7 +129,7 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 		reachCut  = make(chan struct{})
 		cutClosed bool
 	)
-	handler := func(_ context.Context, batch []stream.Message) (func(context.Context) error, error) {
+	handler := func(_ context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
 		mu.Lock()
 		first, last := batch[0].Offset, batch[len(batch)-1].Offset
 		firsts = append(firsts, first)
@@ -140,7 +141,7 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 			close(reachCut)
 		}
 		mu.Unlock()
-		return func(work context.Context) error {
+		return []func(context.Context) error{func(work context.Context) error {
 			mu.Lock()
 			inFinish++
 			if inFinish > 1 {
@@ -177,7 +178,7 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 			finished = append(finished, first)
 			mu.Unlock()
 			return nil
-		}, nil
+		}}, nil
 	}
 	cfg := stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "staged", Topics: []string{stream.TopicClicks},
 		MaxBatch: 40, CommitInterval: 20 * time.Millisecond, ShutdownGrace: 200 * time.Millisecond}
@@ -243,6 +244,120 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 	}
 	if again[0] != resumeAt {
 		t.Fatalf("the next member started at offset %d, want %d (first batch whose second stage had not finished)", again[0], resumeAt)
+	}
+}
+
+// With two later stages (apply, publish) the consumer runs consecutive
+// batches like a pipeline: each stage in log order, one batch's apply
+// while the batch before publishes. A failed stage stops the batches after
+// it from running that stage, and none of them is committed: the next
+// member resumes at the failed batch.
+func TestPipelinedStagesRunInLogOrderAndAFailureStopsTheBatchesAfter(t *testing.T) {
+	b := testenv.StartBroker(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := newProducer(t, b.Addr())
+	const n, cut = 400, 300
+	var events []stream.Event
+	for i := 0; i < n; i++ {
+		events = append(events, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
+	}
+	if err := p.Publish(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu         sync.Mutex
+		ran        [2][]int64 // first offsets of the batches each stage ran, in order
+		publishing int        // publish stages running now
+		overlaps   int        // apply stages that began while an older batch published
+		failedAt   int64      = -1
+	)
+	stage := func(k int, first, last int64) func(context.Context) error {
+		return func(context.Context) error {
+			mu.Lock()
+			ran[k] = append(ran[k], first)
+			if k == 0 && publishing > 0 {
+				overlaps++
+			}
+			if k == 1 {
+				publishing++
+			}
+			fail := k == 0 && last >= cut && failedAt < 0
+			if fail {
+				failedAt = first
+			}
+			mu.Unlock()
+			if fail {
+				return errors.New("redis away for good")
+			}
+			if k == 1 {
+				time.Sleep(2 * time.Millisecond) // long enough for the next apply to begin
+				mu.Lock()
+				publishing--
+				mu.Unlock()
+			}
+			return nil
+		}
+	}
+	handler := func(_ context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
+		first, last := batch[0].Offset, batch[len(batch)-1].Offset
+		return []func(context.Context) error{stage(0, first, last), stage(1, first, last)}, nil
+	}
+	cfg := stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "pipelined", Topics: []string{stream.TopicClicks},
+		MaxBatch: 20, CommitInterval: 20 * time.Millisecond}
+	c, err := stream.NewStagedConsumer(cfg, handler, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(ctx); err == nil || !strings.Contains(err.Error(), "redis away for good") {
+		t.Fatalf("Run: %v, want the failed stage's error", err)
+	}
+	mu.Lock()
+	for k, name := range []string{"apply", "publish"} {
+		for i := 1; i < len(ran[k]); i++ {
+			if ran[k][i] <= ran[k][i-1] {
+				t.Fatalf("%s stages out of log order: %v", name, ran[k])
+			}
+		}
+	}
+	if last := ran[0][len(ran[0])-1]; last != failedAt {
+		t.Fatalf("apply stages ran up to the batch at %d, after the one that failed at %d", last, failedAt)
+	}
+	if last := ran[1][len(ran[1])-1]; last >= failedAt {
+		t.Fatalf("the batch at %d published, at or after the failed one at %d", last, failedAt)
+	}
+	if overlaps == 0 {
+		t.Fatal("no apply stage ran while the batch before it published")
+	}
+	mu.Unlock()
+
+	// The next member resumes at the failed batch.
+	var again []int64
+	c2, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			again = append(again, m.Offset)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run2, stop2 := context.WithCancel(ctx)
+	done2 := make(chan error, 1)
+	go func() { done2 <- c2.Run(run2) }()
+	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(again) > 0 && again[len(again)-1] == n-1
+	})
+	stop2()
+	if err := <-done2; err != nil {
+		t.Fatal(err)
+	}
+	if again[0] != failedAt {
+		t.Fatalf("the next member started at offset %d, want %d (the failed batch)", again[0], failedAt)
 	}
 }
 

@@ -6,12 +6,16 @@
 // committed only after a batch had its whole effect; invalid events go to
 // the DLQ and never stop a partition.
 //
-// A batch is handled in two stages (stream.StagedHandler): the first
-// decodes, applies to Redis and evaluates the policy; the second publishes
+// A batch is handled in three stages (stream.StagedHandler), which the
+// consumer overlaps across consecutive batches like a pipeline: the first
+// decodes the batch and computes its scores on the store's copies of live
+// state (state.Store.Prepare); the second applies it in Redis
+// (state.Store.Send) and evaluates the policy; the third publishes
 // warnings and tiles to Kafka, mirrors warnings into the live feed and
-// saves the open-warnings documents, while the next batch's first stage
-// runs. The next batch evaluates against the documents the previous one
-// computed (pending), not the saved ones, so no warning is raised twice.
+// saves the open-warnings documents. While Redis applies one batch, the
+// next is decoded and computed, and the one before is published. A batch
+// evaluates against the documents the previous one computed (pending), not
+// the saved ones, so no warning is raised twice.
 //
 // It does not decide what is a warning (rules) or how it is shown
 // (dashboard).

@@ -138,9 +138,9 @@ type Processor struct {
 	lagSeen map[lagKey]time.Time // last batch per partition, to expire series
 	// hook, when set, sees every batch after it had its full effect.
 	hook func(batch []stream.Message, done time.Time)
-	// pending holds the open-warnings documents a batch's first stage
-	// computed and its second has not saved yet, by student: the next
-	// batch's first stage evaluates against these, not Redis's.
+	// pending holds the open-warnings documents a batch's apply stage
+	// computed and its publishing stage has not saved yet, by student: the
+	// next batch's apply stage evaluates against these, not Redis's.
 	pending struct {
 		sync.Mutex
 		opens map[string][]byte

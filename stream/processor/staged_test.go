@@ -2,6 +2,7 @@ package processor_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -31,8 +32,8 @@ func scoreBatch(t *testing.T, student string, first, n int, attention float64, e
 	return batch
 }
 
-// The consumer runs a batch's second stage (publishing, saving the
-// open-warnings documents) while the next batch's first stage evaluates
+// The consumer runs a batch's publishing stage (publishing, saving the
+// open-warnings documents) while the next batch's apply stage evaluates
 // the policy. That evaluation must see the warnings the previous batch
 // raised even though they are not saved yet, or every batch in a row
 // would raise the same warning again.
@@ -43,24 +44,25 @@ func TestNextBatchSeesWarningsRaisedByABatchNotYetFlushed(t *testing.T) {
 	now := time.Now()
 	student := "staged-stu"
 
-	finish1, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 0, 90, 0.1, now.Add(-30*time.Second)))
+	stages1, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 0, 90, 0.1, now.Add(-30*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if finish1 == nil {
-		t.Fatal("a batch of scores left nothing to publish")
+	if len(stages1) != 2 {
+		t.Fatalf("%d later stages, want apply and publish", len(stages1))
 	}
-	if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc != "" {
-		t.Fatalf("the first stage saved the open warnings %s; only the second may", doc)
-	}
-	// The next batch's first stage runs before the first batch's second.
-	finish2, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 90, 30, 0.1, now))
+	stages2, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 90, 30, 0.1, now))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []func(context.Context) error{finish1, finish2} {
+	// As the consumer may run them: both applied, the second evaluated,
+	// before the first publishes and saves its documents.
+	for i, f := range []func(context.Context) error{stages1[0], stages2[0], stages1[1], stages2[1]} {
 		if err := f(ctx); err != nil {
 			t.Fatal(err)
+		}
+		if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); i < 2 && doc != "" {
+			t.Fatalf("the open warnings %s were saved before any publishing stage", doc)
 		}
 	}
 	if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc == "" {
@@ -91,10 +93,17 @@ func TestNextBatchSeesWarningsRaisedByABatchNotYetFlushed(t *testing.T) {
 	}
 }
 
-// A run that applied a batch and crashed before its second stage published
-// anything leaves the batch uncommitted. The next run gets it again: every
-// event is a duplicate by then, and the warnings the rules raised from it
-// must still be published, once.
+// brokerAway is a Kafka that never takes anything.
+type brokerAway struct{}
+
+func (brokerAway) Publish(context.Context, ...stream.Event) error {
+	return errors.New("broker away")
+}
+
+// A run that applied a batch and crashed before it published anything
+// leaves the batch uncommitted. The next run gets it again: every event is
+// a duplicate by then, and the warnings the rules raised from it must
+// still be published, once.
 func TestWarningsOfABatchAppliedButNeverPublishedAreRaisedOnRedelivery(t *testing.T) {
 	p := startPipeline(t)
 	p.stop() // drive the stages directly
@@ -103,12 +112,27 @@ func TestWarningsOfABatchAppliedButNeverPublishedAreRaisedOnRedelivery(t *testin
 	student := "crash-stu"
 	batch := scoreBatch(t, student, 0, 90, 0.1, now)
 
-	// The crashed run: first stage only.
-	if _, err := p.proc.StageBatch(ctx, batch); err != nil {
+	// The crashed run: it applies the batch in Redis, then cannot publish
+	// until it stops.
+	crashStore, err := state.New(p.rdb, state.Config{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	crashed, err := processor.New(processor.Config{Brokers: []string{p.broker.Addr()}, RetryMin: 10 * time.Millisecond},
+		crashStore, rules.NewHolder(rules.DefaultPolicy()), brokerAway{}, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopping, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if err := crashed.HandleBatch(stopping, batch); err == nil {
+		t.Fatal("a run that could not publish reported its batch done")
+	}
 	if n, _ := p.rdb.XLen(ctx, state.LiveWarnings).Result(); n != 0 {
-		t.Fatalf("%d warnings on the live feed before any second stage", n)
+		t.Fatalf("%d warnings on the live feed before anything was published", n)
+	}
+	if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc != "" {
+		t.Fatal("the crashed run saved an open-warnings document it never published")
 	}
 
 	// The next run: a fresh process over the same Redis.

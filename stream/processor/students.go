@@ -40,20 +40,19 @@ type latest struct {
 // publish warnings and tiles. It returns nil once every message had its
 // effect, and retries Redis and Kafka failures until ctx ends.
 func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) error {
-	finish, err := p.stage(ctx, batch, true)
-	if err != nil || finish == nil {
-		return err
-	}
-	return finish(ctx)
+	return p.handle(ctx, batch, true)
 }
 
-// StageBatch is HandleBatch in two stages (stream.StagedHandler), as the
-// processor's consumers run it: the first applies the batch to Redis and
-// evaluates the policy; the returned finish publishes warnings and tiles
-// to Kafka, mirrors warnings into the live feed and saves the
-// open-warnings documents, while the next batch's first stage runs. That
-// stage sees this batch's documents before they are saved (p.pending).
-func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) (func(context.Context) error, error) {
+// StageBatch is HandleBatch in stages (stream.StagedHandler), as the
+// processor's consumers run it: the call decodes the batch and computes
+// its scores on the store's copies of live state; it returns the apply
+// stage (apply in Redis, evaluate the policy) and the publishing stage
+// (publish warnings and tiles to Kafka, mirror warnings into the live
+// feed, save the open-warnings documents). The consumer overlaps them
+// across batches, so that the Go side of one batch runs while Redis
+// applies the one before. A batch's apply stage sees the documents of the
+// one before even if they are not saved yet (p.pending).
+func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
 	return p.stage(ctx, batch, true)
 }
 
@@ -61,16 +60,20 @@ func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) (fun
 // mode) it only restores state: no rules run, and nothing goes to Kafka or
 // the live feed, since the log already holds what the first run published.
 func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish bool) error {
-	finish, err := p.stage(ctx, batch, publish)
-	if err != nil || finish == nil {
-		return err
+	later, err := p.stage(ctx, batch, publish)
+	for _, f := range later {
+		if err != nil {
+			break
+		}
+		err = f(ctx)
 	}
-	return finish(ctx)
+	return err
 }
 
-// stage is the first stage of a batch; it returns the second (nil when
-// nothing is left to publish).
-func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish bool) (func(context.Context) error, error) {
+// stage is the first stage of a batch: decode, validate and prepare it
+// (the Go side of applying it, state.Store.Prepare). It returns the
+// second, finish.
+func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish bool) ([]func(context.Context) error, error) {
 	p.m.batchSize.Observe(float64(len(batch)))
 	now := p.now()
 	out := &outputs{opens: map[string][]byte{}}
@@ -99,10 +102,37 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 		}
 		ops = append(ops, state.Op{Event: events[i], Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
 	}
+	policy := p.policy.Policy()
+	prep, err := p.prepare(ctx, policy, ops)
+	if err != nil {
+		return nil, err
+	}
+	// The two stages run one after the other, in one goroutine.
+	var publishing func(context.Context) error
+	return []func(context.Context) error{
+		func(ctx context.Context) error {
+			var err error
+			publishing, err = p.applyStage(ctx, batch, out, policy, ops, prep, publish)
+			return err
+		},
+		func(ctx context.Context) error {
+			if publishing == nil {
+				return nil
+			}
+			return publishing(ctx)
+		},
+	}, nil
+}
+
+// applyStage is the second stage of a batch: it sends the prepared batch
+// to Redis and evaluates the policy once per student touched. It returns
+// the third stage, which publishes what came of it (nil when there is
+// nothing to publish).
+func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out *outputs, policy *rules.Policy, ops []state.Op, prep []prepared, publish bool) (func(context.Context) error, error) {
 	// The documents the previous batch computed and has not saved yet are
-	// looked up before the scripts read the stored ones: once its second
-	// stage has saved a document it drops it from pending, possibly after
-	// a script here read the older stored one.
+	// looked up before the scripts read the stored ones: once it has saved
+	// a document it drops it from pending, possibly after a script here
+	// read the older stored one.
 	var unsaved map[string][]byte
 	if publish {
 		p.pending.Lock()
@@ -117,8 +147,7 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 		}
 		p.pending.Unlock()
 	}
-	policy := p.policy.Policy()
-	results, err := p.apply(ctx, policy, ops)
+	results, err := p.send(ctx, policy, ops, prep)
 	if err != nil {
 		return nil, err
 	}
@@ -194,33 +223,38 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	}
 	p.pending.Unlock()
 	p.recordLag(batch)
-	return func(ctx context.Context) error {
-		var save func(redis.Pipeliner)
-		if len(out.opens) > 0 {
-			save = func(pipe redis.Pipeliner) {
-				for id, doc := range out.opens {
-					pipe.Set(ctx, state.WarnKey(id), doc, 0)
-				}
+	return func(ctx context.Context) error { return p.publishStage(ctx, batch, out) }, nil
+}
+
+// publishStage is the third stage of a batch: it publishes warnings and
+// tiles to Kafka, mirrors warnings into the live feed and saves the
+// open-warnings documents.
+func (p *Processor) publishStage(ctx context.Context, batch []stream.Message, out *outputs) error {
+	var save func(redis.Pipeliner)
+	if len(out.opens) > 0 {
+		save = func(pipe redis.Pipeliner) {
+			for id, doc := range out.opens {
+				pipe.Set(ctx, state.WarnKey(id), doc, 0)
 			}
 		}
-		if err := p.flush(ctx, out, save); err != nil {
-			return err
+	}
+	if err := p.flush(ctx, out, save); err != nil {
+		return err
+	}
+	p.pending.Lock()
+	for id, doc := range out.opens {
+		// A later batch may have a newer document pending already;
+		// an equal one is what Redis holds now.
+		if cur, ok := p.pending.opens[id]; ok && bytes.Equal(cur, doc) {
+			delete(p.pending.opens, id)
 		}
-		p.pending.Lock()
-		for id, doc := range out.opens {
-			// A later batch may have a newer document pending already;
-			// an equal one is what Redis holds now.
-			if cur, ok := p.pending.opens[id]; ok && bytes.Equal(cur, doc) {
-				delete(p.pending.opens, id)
-			}
-		}
-		p.pending.Unlock()
-		p.countWarnings(out.warnings)
-		if p.hook != nil {
-			p.hook(batch, time.Now())
-		}
-		return nil
-	}, nil
+	}
+	p.pending.Unlock()
+	p.countWarnings(out.warnings)
+	if p.hook != nil {
+		p.hook(batch, time.Now())
+	}
+	return nil
 }
 
 // outcomes summarises a batch's results for debug logs: per topic and
@@ -269,19 +303,24 @@ func (p *Processor) parallel(n int, f func(lo, hi int)) {
 	wg.Wait()
 }
 
-// apply applies ops to the state and returns their results in order. The
-// students are split into Parallel groups applied concurrently, each in
-// its own pipelined round trip: one group's Go work (computing the live
-// windows, building the calls) overlaps another's time in Redis. A
-// student's events all fall in one group, in order, so per-student order
-// holds; events of different students do not depend on each other.
-func (p *Processor) apply(ctx context.Context, policy *rules.Policy, ops []state.Op) ([]state.Result, error) {
-	results := make([]state.Result, len(ops))
+// prepared is one group of a batch, prepared (state.Store.Prepare).
+type prepared struct {
+	idx  []int // the group's ops, by index in the batch
+	ops  []state.Op
+	prep *state.Prepared
+}
+
+// prepare splits a batch's students into Parallel groups and prepares each
+// (concurrently): the Go side of applying them, done while Redis applies
+// the previous batch. A student's events all fall in one group, in order,
+// so per-student order holds; events of different students do not depend
+// on each other.
+func (p *Processor) prepare(ctx context.Context, policy *rules.Policy, ops []state.Op) ([]prepared, error) {
 	if len(ops) == 0 {
-		return results, nil
+		return nil, nil
 	}
 	k := min(p.cfg.Parallel, len(ops))
-	groups := make([][]int, k)
+	groups := make([]prepared, k)
 	for i, op := range ops {
 		g := 0
 		if k > 1 {
@@ -289,21 +328,55 @@ func (p *Processor) apply(ctx context.Context, policy *rules.Policy, ops []state
 			h.Write([]byte(op.Event.EventHeader().Student))
 			g = int(h.Sum32() % uint32(k))
 		}
-		groups[g] = append(groups[g], i)
+		groups[g].idx = append(groups[g].idx, i)
+		groups[g].ops = append(groups[g].ops, op)
 	}
 	var eg errgroup.Group
-	for _, idx := range groups {
-		if len(idx) == 0 {
+	for g := range groups {
+		if len(groups[g].ops) == 0 {
 			continue
 		}
 		eg.Go(func() error {
-			sub := make([]state.Op, len(idx))
-			for j, i := range idx {
-				sub[j] = ops[i]
-			}
+			return p.retry(ctx, "prepare", func() error {
+				prep, err := p.store.Prepare(ctx, policy, groups[g].ops)
+				if err != nil {
+					p.m.redisErrors.Inc()
+					p.ready.Store(false)
+					return err
+				}
+				groups[g].prep = prep
+				return nil
+			})
+		})
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return groups, nil
+}
+
+// send applies the prepared groups of a batch to the state, each in its
+// own pipelined round trip, concurrently, and returns the results in the
+// batch's order. A group that fails is applied again, afresh, until it
+// succeeds or ctx ends.
+func (p *Processor) send(ctx context.Context, policy *rules.Policy, ops []state.Op, groups []prepared) ([]state.Result, error) {
+	results := make([]state.Result, len(ops))
+	var eg errgroup.Group
+	for _, g := range groups {
+		if len(g.ops) == 0 {
+			continue
+		}
+		eg.Go(func() error {
 			return p.retry(ctx, "apply", func() error {
 				start := time.Now()
-				res, err := p.store.Apply(ctx, policy, sub)
+				var res []state.Result
+				var err error
+				if g.prep != nil {
+					res, err = p.store.Send(ctx, g.prep)
+					g.prep = nil
+				} else {
+					res, err = p.store.Apply(ctx, policy, g.ops)
+				}
 				if err != nil {
 					p.m.redisErrors.Inc()
 					p.ready.Store(false)
@@ -314,9 +387,9 @@ func (p *Processor) apply(ctx context.Context, policy *rules.Policy, ops []state
 				// Counted as soon as the group is applied: another group of
 				// the batch may fail, and its redelivery will find these
 				// events already applied.
-				for j, i := range idx {
+				for j, i := range g.idx {
 					results[i] = res[j]
-					p.m.events.WithLabelValues(sub[j].Topic, res[j].Status.String()).Inc()
+					p.m.events.WithLabelValues(g.ops[j].Topic, res[j].Status.String()).Inc()
 				}
 				return nil
 			})
