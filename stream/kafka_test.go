@@ -107,18 +107,10 @@ func TestConsumerGroupDeliversEveryEventOnceAndCommits(t *testing.T) {
 // batch only after its second stage succeeded: a second stage cut short at
 // shutdown leaves its batch to be delivered again.
 func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T) {
-	b := testenv.StartBroker(t, 1)
+	const n, cut = 400, 300
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p := newProducer(t, b.Addr())
-	const n, cut = 400, 300
-	var events []stream.Event
-	for i := 0; i < n; i++ {
-		events = append(events, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
-	}
-	if err := p.Publish(ctx, events...); err != nil {
-		t.Fatal(err)
-	}
+	b := clickLog(ctx, t, n)
 
 	var (
 		mu        sync.Mutex
@@ -218,31 +210,7 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 
 	// A new member resumes after the last batch whose second stage
 	// finished: the cut batch comes again.
-	var again []int64
-	c2, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range batch {
-			again = append(again, m.Offset)
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run2, stop2 := context.WithCancel(ctx)
-	done2 := make(chan error, 1)
-	go func() { done2 <- c2.Run(run2) }()
-	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(again) > 0 && again[len(again)-1] == n-1
-	})
-	stop2()
-	if err := <-done2; err != nil {
-		t.Fatal(err)
-	}
-	if again[0] != resumeAt {
+	if again := resumed(ctx, t, cfg, n); again[0] != resumeAt {
 		t.Fatalf("the next member started at offset %d, want %d (first batch whose second stage had not finished)", again[0], resumeAt)
 	}
 }
@@ -253,18 +221,10 @@ func TestStagedConsumerOverlapsStagesAndCommitsOnlyFinishedBatches(t *testing.T)
 // it from running that stage, and none of them is committed: the next
 // member resumes at the failed batch.
 func TestPipelinedStagesRunInLogOrderAndAFailureStopsTheBatchesAfter(t *testing.T) {
-	b := testenv.StartBroker(t, 1)
+	const n, cut = 400, 300
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p := newProducer(t, b.Addr())
-	const n, cut = 400, 300
-	var events []stream.Event
-	for i := 0; i < n; i++ {
-		events = append(events, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
-	}
-	if err := p.Publish(ctx, events...); err != nil {
-		t.Fatal(err)
-	}
+	b := clickLog(ctx, t, n)
 	var (
 		mu         sync.Mutex
 		ran        [2][]int64 // first offsets of the batches each stage ran, in order
@@ -332,31 +292,7 @@ func TestPipelinedStagesRunInLogOrderAndAFailureStopsTheBatchesAfter(t *testing.
 	mu.Unlock()
 
 	// The next member resumes at the failed batch.
-	var again []int64
-	c2, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range batch {
-			again = append(again, m.Offset)
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	run2, stop2 := context.WithCancel(ctx)
-	done2 := make(chan error, 1)
-	go func() { done2 <- c2.Run(run2) }()
-	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(again) > 0 && again[len(again)-1] == n-1
-	})
-	stop2()
-	if err := <-done2; err != nil {
-		t.Fatal(err)
-	}
-	if again[0] != failedAt {
+	if again := resumed(ctx, t, cfg, n); again[0] != failedAt {
 		t.Fatalf("the next member started at offset %d, want %d (the failed batch)", again[0], failedAt)
 	}
 }
@@ -476,6 +412,56 @@ func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
 }
 
 // newProducer is a producer on the broker at addr, closed when the test ends.
+// clickLog is a one-partition broker holding n clicks of one student.
+func clickLog(ctx context.Context, t *testing.T, n int) *stream.EmbeddedBroker {
+	t.Helper()
+	b := testenv.StartBroker(t, 1)
+	var events []stream.Event
+	for i := 0; i < n; i++ {
+		events = append(events, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
+	}
+	if err := newProducer(t, b.Addr()).Publish(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// resumed runs a plain consumer of cfg's group until offset n-1 arrives and
+// returns the offsets it was given: where the group's commits left off.
+func resumed(ctx context.Context, t *testing.T, cfg stream.ConsumerConfig, n int64) []int64 {
+	t.Helper()
+	var (
+		mu    sync.Mutex
+		again []int64
+	)
+	c, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			again = append(again, m.Offset)
+		}
+		return nil
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(run) }()
+	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(again) > 0 && again[len(again)-1] == n-1
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return again
+}
+
 func newProducer(t *testing.T, addr string) *stream.Producer {
 	t.Helper()
 	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{addr}}, nil)
