@@ -154,8 +154,6 @@ const (
 	summaryLen = 1 + 3*8 + 4*nv*8
 	// bucketLen: the tag, the second (int64), nv float32 sums.
 	bucketLen = 1 + 8 + nv*4
-	// vectorLen: a score's nv values as float32 (mode b's argument).
-	vectorLen = nv * 4
 )
 
 // appendSummary appends field "s" of r, little-endian.

@@ -254,8 +254,8 @@ func (s *Store) Send(ctx context.Context, p *Prepared) ([]Result, error) {
 		if round == maxRounds {
 			return nil, fmt.Errorf("state: the live state of %d events kept changing under this store for %d rounds (another member writing the same students?)", len(stale), maxRounds)
 		}
-		calls, err := s.build(ctx, p.cal, p.ops, stale, p.out)
-		if err != nil {
+		var calls []call
+		if calls, err = s.build(ctx, p.cal, p.ops, stale, p.out); err != nil {
 			return nil, err
 		}
 		stale, err = s.send(ctx, p.ops, calls, p.out)

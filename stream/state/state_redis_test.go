@@ -532,6 +532,59 @@ func (h *loadMidPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 	}
 }
 
+// failSecondRound fails the script pipeline after the one it is armed on:
+// Redis lost between a round and the stale round after it.
+type failSecondRound struct {
+	armed bool
+	seen  int
+}
+
+func (h *failSecondRound) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (h *failSecondRound) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (h *failSecondRound) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if !h.armed || cmds[0].Name() != "evalsha" {
+			return next(ctx, cmds)
+		}
+		if h.seen++; h.seen == 2 {
+			return errors.New("connection reset")
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestAFailedStaleRoundFailsTheApply: scores refused as stale are sent
+// again in a second round; if that round fails, Apply must fail (the batch
+// is then not committed), and applying it again must end where an
+// undisturbed store ends.
+func TestAFailedStaleRoundFailsTheApply(t *testing.T) {
+	r := testenv.StartRedis(t)
+	hook := &failSecondRound{}
+	rdb := r.Client(t)
+	rdb.AddHook(hook)
+	a, err := New(rdb, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := New(r.Client(t), Config{})
+	apply(t, a, scoreOps("sr", 0, 150)...)
+	apply(t, b, scoreOps("sr", 150, 300)...) // a's copy is stale now
+	hook.armed = true
+	if _, err := a.Apply(context.Background(), fixedCal{}, scoreOps("sr", 300, 310)); err == nil {
+		t.Fatal("Apply reported success though its stale round failed")
+	}
+	for i, res := range apply(t, a, scoreOps("sr", 300, 310)...) {
+		if res.Status != Applied {
+			t.Fatalf("op %d after the failure: %v, want applied", 300+i, res.Status)
+		}
+	}
+	ref := newStore(t)
+	apply(t, ref, scoreOps("sr", 0, 310)...)
+	if got, want := liveFields(t, a, "sr"), liveFields(t, ref, "sr"); !maps.Equal(got, want) {
+		t.Fatalf("live hash after the retry differs from an undisturbed store's")
+	}
+}
+
 // TestScriptLoadedMidPipelineLosesNoEvent: when the script appears in a
 // fresh Redis halfway through a pipeline, the calls before it fail and
 // some after it of the same students run. Sending the pipeline again
