@@ -31,8 +31,10 @@ test: test-deps models deploy-check lint
 	$(MAKE) --no-print-directory fuzz
 
 # gofmt, go vet and staticcheck must be clean. staticcheck is built from the
-# Go module proxy once (pinned), into GOBIN, when it is missing.
-STATICCHECK_VERSION ?= 2025.1.1
+# Go module proxy once (pinned), into GOBIN, when it is missing. The pin is
+# the module version (v0.6.1 is release 2025.1.1): the proxy stopped serving
+# the release name as a version.
+STATICCHECK_VERSION ?= v0.6.1
 STATICCHECK := $(shell $(GO) env GOPATH)/bin/staticcheck
 $(STATICCHECK):
 	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
