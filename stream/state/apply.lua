@@ -4,7 +4,9 @@
 -- copy of every student it writes in Go); here a score only checks that
 -- copy is current and writes what it computed.
 --
--- KEYS (all share the hash tag {s:<student>}, so this runs on one shard):
+-- KEYS (all share the hash tag {s:<student>}, so this runs on one shard);
+-- a score (kind live) passes only the five it uses, in this order: off,
+-- live, consent, warn, profile (state.scoreKeys). Every other kind:
 --   1 off      hash  "<topic>:<partition>" -> last applied offset
 --   2 live     hash  per-second buckets "b<slot>", the summary "s" (head,
 --                    first second, last second with a face, window sums,
@@ -93,13 +95,13 @@ if kind == 'live' then
     return {0}
   end
   redis.call('HSET', KEYS[1], offField, ARGV[3])
-  local cam = redis.call('HGET', KEYS[6], 'camera')
+  local cam = redis.call('HGET', KEYS[3], 'camera')
   if cam and string.sub(cam, 1, 1) == '0' then
     return {2}
   end
   -- A student the roster marks under 14 is captured only on a guardian's
   -- camera consent (the consent record's fourth part names the guardian).
-  if redis.call('HGET', KEYS[8], 'under_14') == '1' and
+  if redis.call('HGET', KEYS[5], 'under_14') == '1' and
       not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
     return {2}
   end
@@ -116,7 +118,7 @@ if kind == 'live' then
   end
   if mode ~= 'b' then
     if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
-    return {1, redis.call('GET', KEYS[7]) or ''}
+    return {1, redis.call('GET', KEYS[4]) or ''}
   end
   -- Mode b goes on at the end.
 end
@@ -205,7 +207,7 @@ if kind == 'live' then
   end
   redis.call('HSET', KEYS[2], slot, struct.pack('<Bi8' .. F, 2, t, unpack(v, 1, NV)))
   if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
-  return {1, redis.call('GET', KEYS[7]) or ''}
+  return {1, redis.call('GET', KEYS[4]) or ''}
 end
 
 return redis.error_reply('apply.lua: unknown kind ' .. tostring(kind))

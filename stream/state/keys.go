@@ -7,10 +7,19 @@ package state
 // StudentTag is the hash tag of a student's keys.
 func StudentTag(student string) string { return "{s:" + student + "}" }
 
-// StudentKeys are the apply script's KEYS, in its order.
+// StudentKeys are every key of a student's state, in the order the apply
+// script takes them for a click, grade or consent.
 func StudentKeys(student string) []string {
 	t := StudentTag(student)
 	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile"}
+}
+
+// scoreKeys are the apply script's KEYS for a score: only the five it
+// uses (each key is an argument Redis turns into an object and a Lua
+// string on every call).
+func scoreKeys(student string) []string {
+	t := StudentTag(student)
+	return []string{t + ":off", t + ":live", t + ":consent", t + ":warn", t + ":profile"}
 }
 
 // LiveKey holds a student's per-second buckets and rolling window sums.

@@ -55,7 +55,7 @@ type bucket struct {
 
 // rolling is the Go copy of one student's live hash.
 type rolling struct {
-	// keys are the student's script KEYS (StudentKeys), kept to save
+	// keys are the student's script KEYS (scoreKeys), kept to save
 	// building them per score.
 	keys []string
 	// offField is the "<topic>:<partition>" the student's scores come

@@ -384,7 +384,7 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 			args = append(args, p)
 		}
 		if r.keys == nil {
-			r.keys = StudentKeys(sc.Student)
+			r.keys = scoreKeys(sc.Student)
 		}
 		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, copy: r, live: st.live})
 	}
