@@ -338,6 +338,14 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 			continue
 		}
 		r := copies[sc.Student]
+		if r.offField != field {
+			// The student's scores come from another partition now (the
+			// topic was repartitioned): offsets start again. (take
+			// checked only the student's first score of the batch.)
+			s.mu.Lock()
+			r.offField, r.off, r.confirmed = field, -1, -1
+			s.mu.Unlock()
+		}
 		if r.off >= 0 && op.Offset <= r.off {
 			// Applied before, perhaps by a run that crashed before it
 			// published what the rules made of it: the result carries the

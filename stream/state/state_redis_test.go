@@ -778,3 +778,27 @@ func TestFormat1LiveHashIsReadThenRewrittenInRedis(t *testing.T) {
 		t.Fatalf("rewritten hash read as %+v, %v", after, err)
 	}
 }
+
+// TestScoresFromANewPartitionInOneBatchAreApplied: after the scores topic
+// was repartitioned, a batch can hold a student's scores from the old
+// partition and then from the new one, whose offsets start lower. They are
+// not duplicates.
+func TestScoresFromANewPartitionInOneBatchAreApplied(t *testing.T) {
+	s := newStore(t)
+	var ops []Op
+	for i := 0; i < 10; i++ {
+		ops = append(ops, Op{Event: score("rp", i, 0.5, 1), Topic: stream.TopicScores, Partition: 2, Offset: int64(100 + i)})
+	}
+	for i := 10; i < 15; i++ {
+		ops = append(ops, Op{Event: score("rp", i, 0.5, 1), Topic: stream.TopicScores, Partition: 5, Offset: int64(i - 10)})
+	}
+	res := apply(t, s, ops...)
+	for i, r := range res {
+		if r.Status != Applied {
+			t.Fatalf("op %d: %v, want applied", i, r.Status)
+		}
+	}
+	if w := res[14].Live.W1; w.Seconds != 15 {
+		t.Fatalf("window after both partitions: %d seconds, want 15", w.Seconds)
+	}
+}
