@@ -257,6 +257,17 @@ func liveFields(t *testing.T, s *Store, student string) map[string]string {
 	return h
 }
 
+// wantAll fails unless every result has status want; first is the first
+// result's offset, for the message.
+func wantAll(t *testing.T, res []Result, want Status, first int) {
+	t.Helper()
+	for i, r := range res {
+		if r.Status != want {
+			t.Fatalf("op %d: %v, want %v", first+i, r.Status, want)
+		}
+	}
+}
+
 func prepare(t *testing.T, s *Store, ops ...Op) *Prepared {
 	t.Helper()
 	p, err := s.Prepare(context.Background(), fixedCal{}, ops)
@@ -321,11 +332,7 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 			// a still believes it is at offset 149: 150…298 are duplicates
 			// it did not foresee, and 299 must not build on its copy.
 			res := apply(t, a, scoreOps(student, 150, 300)...)
-			for i, r := range res[:149] {
-				if r.Status != Duplicate {
-					t.Fatalf("op %d: %v, want duplicate", 150+i, r.Status)
-				}
-			}
+			wantAll(t, res[:149], Duplicate, 150)
 			if last := res[149]; last.Status != Applied || last.Live.W5.Seconds != 300 {
 				t.Fatalf("score 299: %+v", last)
 			}
@@ -336,11 +343,7 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 			p1 := prepare(t, a, scoreOps(student, 100, 200)...)
 			p2 := prepare(t, a, scoreOps(student, 200, 300)...)
 			for _, p := range []*Prepared{p1, p2} {
-				for i, r := range send(t, a, p) {
-					if r.Status != Applied {
-						t.Fatalf("op %d: %v, want applied", i, r.Status)
-					}
-				}
+				wantAll(t, send(t, a, p), Applied, 100)
 			}
 			apply(t, a, scoreOps(student, 300, 400)...)
 			if a.StaleCopies() != 0 {
@@ -350,11 +353,7 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 		{"a prepared batch that was never sent is delivered again", func(t *testing.T, a, b *Store, student string) {
 			apply(t, a, scoreOps(student, 0, 150)...)
 			prepare(t, a, scoreOps(student, 150, 300)...) // the process stopped before sending it
-			for i, r := range apply(t, a, scoreOps(student, 150, 300)...) {
-				if r.Status != Applied {
-					t.Fatalf("op %d: %v, want applied (the copy ran ahead of Redis)", 150+i, r.Status)
-				}
-			}
+			wantAll(t, apply(t, a, scoreOps(student, 150, 300)...), Applied, 150)
 			apply(t, a, scoreOps(student, 300, 400)...)
 		}},
 		{"the batch before a prepared one failed and was applied again", func(t *testing.T, a, b *Store, student string) {
@@ -370,22 +369,14 @@ func TestStaleCopiesAreRefusedAndReloaded(t *testing.T) {
 				t.Fatal("a prepared batch was sent twice")
 			}
 			apply(t, a, scoreOps(student, 100, 200)...)
-			for i, r := range send(t, a, p2) {
-				if r.Status != Applied {
-					t.Fatalf("op %d: %v, want applied", 200+i, r.Status)
-				}
-			}
+			wantAll(t, send(t, a, p2), Applied, 200)
 			apply(t, a, scoreOps(student, 300, 400)...)
 		}},
 		{"another member applied the batch a prepared one builds on", func(t *testing.T, a, b *Store, student string) {
 			apply(t, a, scoreOps(student, 0, 150)...)
 			p := prepare(t, a, scoreOps(student, 150, 300)...)
 			apply(t, b, scoreOps(student, 150, 300)...)
-			for i, r := range send(t, a, p) {
-				if r.Status != Duplicate {
-					t.Fatalf("op %d: %v, want duplicate", 150+i, r.Status)
-				}
-			}
+			wantAll(t, send(t, a, p), Duplicate, 150)
 			apply(t, a, scoreOps(student, 300, 400)...)
 		}},
 		{"the member forgot the partition and was given it again", func(t *testing.T, a, b *Store, student string) {
@@ -502,12 +493,17 @@ func TestStudentUnder14IsCapturedOnlyOnAGuardiansConsent(t *testing.T) {
 // into a restarted Redis while this pipeline is on the wire: the calls
 // before fail with NOSCRIPT, those after run.
 type loadMidPipeline struct {
+	pipelinesOnly
 	at   int
 	done bool
 }
 
-func (h *loadMidPipeline) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *loadMidPipeline) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+// pipelinesOnly is the part of a go-redis hook that lets dials and single
+// commands through.
+type pipelinesOnly struct{}
+
+func (pipelinesOnly) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (pipelinesOnly) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h *loadMidPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if h.done || len(cmds) <= h.at || cmds[0].Name() != "evalsha" {
@@ -535,12 +531,11 @@ func (h *loadMidPipeline) ProcessPipelineHook(next redis.ProcessPipelineHook) re
 // failSecondRound fails the script pipeline after the one it is armed on:
 // Redis lost between a round and the stale round after it.
 type failSecondRound struct {
+	pipelinesOnly
 	armed bool
 	seen  int
 }
 
-func (h *failSecondRound) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (h *failSecondRound) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
 func (h *failSecondRound) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		if !h.armed || cmds[0].Name() != "evalsha" {
@@ -793,11 +788,7 @@ func TestScoresFromANewPartitionInOneBatchAreApplied(t *testing.T) {
 		ops = append(ops, Op{Event: score("rp", i, 0.5, 1), Topic: stream.TopicScores, Partition: 5, Offset: int64(i - 10)})
 	}
 	res := apply(t, s, ops...)
-	for i, r := range res {
-		if r.Status != Applied {
-			t.Fatalf("op %d: %v, want applied", i, r.Status)
-		}
-	}
+	wantAll(t, res, Applied, 0)
 	if w := res[14].Live.W1; w.Seconds != 15 {
 		t.Fatalf("window after both partitions: %d seconds, want 15", w.Seconds)
 	}
