@@ -312,7 +312,6 @@ func (c *Consumer) fly(work context.Context, r *kafka.Reader, later []func(conte
 			}
 			close(f.stage[k])
 		}
-		k = len(f.stage)
 	}()
 	return f
 }

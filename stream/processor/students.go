@@ -71,8 +71,8 @@ func (p *Processor) handle(ctx context.Context, batch []stream.Message, publish 
 }
 
 // stage is the first stage of a batch: decode, validate and prepare it
-// (the Go side of applying it, state.Store.Prepare). It returns the
-// second, finish.
+// (the Go side of applying it, state.Store.Prepare). It returns the two
+// later ones: apply, then publish.
 func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish bool) ([]func(context.Context) error, error) {
 	p.m.batchSize.Observe(float64(len(batch)))
 	now := p.now()
@@ -107,28 +107,22 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	if err != nil {
 		return nil, err
 	}
-	// The two stages run one after the other, in one goroutine.
-	var publishing func(context.Context) error
 	return []func(context.Context) error{
 		func(ctx context.Context) error {
-			var err error
-			publishing, err = p.applyStage(ctx, batch, out, policy, ops, prep, publish)
-			return err
+			return p.applyStage(ctx, batch, out, policy, ops, prep, publish)
 		},
 		func(ctx context.Context) error {
-			if publishing == nil {
+			if !publish {
 				return nil
 			}
-			return publishing(ctx)
+			return p.publishStage(ctx, batch, out)
 		},
 	}, nil
 }
 
 // applyStage is the second stage of a batch: it sends the prepared batch
-// to Redis and evaluates the policy once per student touched. It returns
-// the third stage, which publishes what came of it (nil when there is
-// nothing to publish).
-func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out *outputs, policy *rules.Policy, ops []state.Op, prep []prepared, publish bool) (func(context.Context) error, error) {
+// to Redis and evaluates the policy once per student touched, into out.
+func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out *outputs, policy *rules.Policy, ops []state.Op, prep []prepared, publish bool) error {
 	// The documents the previous batch computed and has not saved yet are
 	// looked up before the scripts read the stored ones: once it has saved
 	// a document it drops it from pending, possibly after a script here
@@ -149,7 +143,7 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 	}
 	results, err := p.send(ctx, policy, ops, prep)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	applied := p.now()
 	if p.logger.Enabled(ctx, slog.LevelDebug) {
@@ -173,7 +167,7 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 				if err := p.retry(ctx, "erase tile", func() error {
 					return p.rdb.HDel(ctx, state.TilesKey(r.ErasedSession), h.Student).Err()
 				}); err != nil {
-					return nil, err
+					return err
 				}
 			}
 			continue
@@ -198,7 +192,7 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 		}
 	}
 	if !publish {
-		return nil, nil
+		return nil
 	}
 	// Evaluate in the order students appeared, so replays are deterministic.
 	ids := make([]string, 0, len(students))
@@ -207,7 +201,7 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 	}
 	sort.Slice(ids, func(i, j int) bool { return students[ids[i]].order < students[ids[j]].order })
 	if err := p.readCampus(ctx, policy, ids, students); err != nil {
-		return nil, err
+		return err
 	}
 	for _, id := range ids {
 		if doc, ok := unsaved[id]; ok {
@@ -223,7 +217,7 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 	}
 	p.pending.Unlock()
 	p.recordLag(batch)
-	return func(ctx context.Context) error { return p.publishStage(ctx, batch, out) }, nil
+	return nil
 }
 
 // publishStage is the third stage of a batch: it publishes warnings and

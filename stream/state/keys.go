@@ -1,5 +1,7 @@
 package state
 
+import "strconv"
+
 // Key shapes. Every key of one student carries the hash tag {s:<student>}
 // so the apply script touches one Redis Cluster slot; every key of one
 // class session carries {c:<session>}.
@@ -20,6 +22,12 @@ func StudentKeys(student string) []string {
 func scoreKeys(student string) []string {
 	t := StudentTag(student)
 	return []string{t + ":off", t + ":live", t + ":consent", t + ":warn", t + ":profile"}
+}
+
+// offField is the field of a student's offsets hash (key "off") that
+// holds the last offset applied from one topic partition.
+func offField(topic string, partition int) string {
+	return topic + ":" + strconv.Itoa(partition)
 }
 
 // LiveKey holds a student's per-second buckets and rolling window sums.

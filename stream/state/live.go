@@ -403,18 +403,7 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		for j := range b.v {
 			b.v[j] = float32(float64(b.v[j]) + v[j])
 		}
-		if !legacy {
-			buf = appendBucket(buf[:0], t, &b.v)
-			st.pairs = append(st.pairs, slot, string(buf))
-		}
-	} else if legacy {
-		// A second no window covers, in a hash rewritten below: its
-		// bucket starts with this score.
-		var b [nv]float32
-		for j := range b {
-			b[j] = float32(v[j])
-		}
-		buf = appendBucket(buf[:0], t, &b)
+		buf = appendBucket(buf[:0], t, &b.v)
 		st.pairs = append(st.pairs, slot, string(buf))
 	} else {
 		// A second no window covers: its bucket is not in the copy, and
@@ -454,8 +443,17 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 	if legacy {
 		// The format 1 hash goes (mode f deletes it) and the copy is
 		// written whole in format 2; seconds older than every window,
-		// which the copy does not keep, go with it.
+		// which the copy does not keep, go with it, so a score of such a
+		// second starts its bucket.
 		r.legacy = false
+		if st.mode == modeBucket {
+			var b [nv]float32
+			for j := range b {
+				b[j] = float32(v[j])
+			}
+			buf = appendBucket(buf[:0], t, &b)
+			st.pairs, st.vector = append(st.pairs, slot, string(buf)), ""
+		}
 		st.mode = modeFresh
 		if !fresh && r.hasSess {
 			st.pairs = append(st.pairs, "sess", r.sess)

@@ -356,3 +356,32 @@ func TestFormat1HashIsReadAndRewrittenWhole(t *testing.T) {
 		t.Fatalf("reloaded copy differs\nkept     %+v\nreloaded %+v", *r, *reloaded)
 	}
 }
+
+// TestFormat1RewriteKeepsALateSecondsScore: the first score on a format 1
+// hash may be of a second older than every window (mode b on a format 2
+// hash); the rewrite deletes that second's old bucket, so the score starts
+// it, and the windows are untouched.
+func TestFormat1RewriteKeepsALateSecondsScore(t *testing.T) {
+	const horizon = 600
+	sec := int64(1_800_000_400)
+	old := simHash{"h": strconv.FormatInt(sec, 10), "fs": strconv.FormatInt(sec-400, 10), "sess": "S", "course": "c1",
+		"w60": "1 0.5 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0", "w120": "1 0.5 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0",
+		"w300": "1 0.5 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0", "st": "1 0.5 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0",
+		"b" + strconv.FormatInt(sec%horizon, 10): strconv.FormatInt(sec, 10) + " 1 0.5 1 0 0.5 0.5 0.1 0.05 1 0 0 0 0 0 0 0 0"}
+	r := loadRolling(old, "scores:0", 41, horizon)
+	late := sec - 350
+	v := scoreStep{sess: "S", att: 0.25, face: 1}.vec()
+	st, _ := r.step(late, "S", "c1", &v, horizon, nil)
+	if st.mode != modeFresh || st.vector != "" || st.live.W5.Seconds != 1 {
+		t.Fatalf("late score on a format 1 hash: mode %q, vector %d bytes, live %+v", st.mode, len(st.vector), st.live)
+	}
+	h := simHash{}
+	h.write(st, late, horizon)
+	got, bv, ok := parseBucketVec(h["b"+strconv.FormatInt(late%horizon, 10)])
+	if !ok || got != late || bv[0] != 1 || bv[1] != 0.25 {
+		t.Fatalf("bucket of the late second: second %d, sums %v (ok %v)", got, bv, ok)
+	}
+	if _, _, ok := parseBucketVec(h["b"+strconv.FormatInt(sec%horizon, 10)]); !ok {
+		t.Fatal("the head's bucket was not rewritten")
+	}
+}

@@ -317,7 +317,7 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 	}
 	for _, i := range idx {
 		op := ops[i]
-		field := op.Topic + ":" + strconv.Itoa(op.Partition)
+		field := offField(op.Topic, op.Partition)
 		sc, ok := op.Event.(*stream.Score)
 		if !ok {
 			if c, ok := op.Event.(*stream.Consent); ok && !c.Granted && (c.Scope == stream.ScopeCamera || c.Scope == stream.ScopeEmotion) {
@@ -340,8 +340,7 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 		r := copies[sc.Student]
 		if r.offField != field {
 			// The student's scores come from another partition now (the
-			// topic was repartitioned): offsets start again. (take
-			// checked only the student's first score of the batch.)
+			// topic was repartitioned): offsets start again.
 			s.mu.Lock()
 			r.offField, r.off, r.confirmed = field, -1, -1
 			s.mu.Unlock()
@@ -506,11 +505,10 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		}
 		r := s.live[sc.Student]
 		delete(s.live, sc.Student)
-		if field := ops[i].Topic + ":" + strconv.Itoa(ops[i].Partition); r != nil && r.offField != field {
-			r.offField, r.off, r.confirmed = field, -1, -1
-		} else if r != nil && ops[i].Offset <= r.off && ops[i].Offset > r.confirmed {
+		if r != nil && r.offField == offField(ops[i].Topic, ops[i].Partition) && ops[i].Offset <= r.off && ops[i].Offset > r.confirmed {
 			// Computed ahead by a batch that was not applied: Redis is
-			// the truth for this one.
+			// the truth for this one. (A copy of another partition is
+			// reset, score by score, in build.)
 			r = nil
 		}
 		copies[sc.Student] = r
@@ -529,7 +527,7 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		op := ops[i]
 		student := op.Event.EventHeader().Student
 		hs[k] = pipe.HGetAll(ctx, LiveKey(student))
-		offs[k] = pipe.HGet(ctx, StudentTag(student)+":off", op.Topic+":"+strconv.Itoa(op.Partition))
+		offs[k] = pipe.HGet(ctx, StudentTag(student)+":off", offField(op.Topic, op.Partition))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("state: load live state: %w", err)
@@ -545,7 +543,7 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		if err := hs[k].Err(); err != nil {
 			return nil, fmt.Errorf("state: load live state: %w", err)
 		}
-		copies[op.Event.EventHeader().Student] = loadRolling(hs[k].Val(), op.Topic+":"+strconv.Itoa(op.Partition), off, s.horizon)
+		copies[op.Event.EventHeader().Student] = loadRolling(hs[k].Val(), offField(op.Topic, op.Partition), off, s.horizon)
 	}
 	return copies, nil
 }
@@ -571,7 +569,7 @@ func (s *Store) Forget() {
 // serves. (A copy kept anyway is safe — the script refuses it once another
 // member wrote the student — it only costs memory.)
 func (s *Store) ForgetPartition(topic string, partition int) {
-	field := topic + ":" + strconv.Itoa(partition)
+	field := offField(topic, partition)
 	s.mu.Lock()
 	for student, r := range s.live {
 		if r.offField == field {
