@@ -53,6 +53,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the saturated phase to this file")
+	pacedProfile := fs.String("cpuprofile-paced", "", "write a CPU profile of the paced latency phase to this file")
 	traceFile := fs.String("batch-trace", "", "write one line per batch applied in the paced phase to this file: when it was applied (unix ms), its events, its worst produce→applied latency (ms)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -224,6 +225,17 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer paceProd.Close()
+	if *pacedProfile != "" {
+		f, err := os.Create(*pacedProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	phase2.Store(time.Now().UnixNano())
 	before := seen.Load()
 	if err := gen.paced(ctx, paceProd, n2, pace); err != nil {
