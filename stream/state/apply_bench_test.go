@@ -1,0 +1,87 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
+)
+
+// redisCPU returns the seconds of CPU the Redis server has used.
+func redisCPU(tb testing.TB, rdb *redis.Client) float64 {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "cpu").Result()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var sum float64
+	for _, line := range strings.Split(info, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			sum += f
+		}
+	}
+	return sum
+}
+
+// BenchmarkApplyScores applies batches of 500 score events of distinct
+// students (a live class: every student one score a second) to a real
+// redis-server, at steady state: the rolling windows are full, so every
+// score slides them. It reports the Redis CPU per event beside the
+// wall time, since Redis's single thread is what bounds the processor.
+func BenchmarkApplyScores(b *testing.B) {
+	const students, batch = 1000, 500
+	r := testenv.StartRedis(b)
+	rdb := r.Client(b)
+	s, err := New(rdb, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	sec := make([]int, students)
+	next, offset := 0, int64(0)
+	ops := func() []Op {
+		out := make([]Op, batch)
+		for i := range out {
+			st := next % students
+			next++
+			offset++
+			sec[st]++
+			e := score("bench-"+strconv.Itoa(st), sec[st], float64(sec[st]%10)/10, 1)
+			e.Emotions = &stream.Emotions{Neutral: 0.6, Happy: 0.2, Sad: 0.05, Angry: 0.05, Fearful: 0.03, Disgusted: 0.02, Surprised: 0.05}
+			out[i] = Op{Event: e, Topic: stream.TopicScores, Partition: 1, Offset: offset}
+		}
+		return out
+	}
+	// Five minutes and ten seconds of class first, so the five-minute windows are full.
+	for range 310 * students / batch {
+		if _, err := s.Apply(ctx, fixedCal{}, ops()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu0 := redisCPU(b, rdb)
+	b.ResetTimer()
+	events := 0
+	for events < b.N {
+		res, err := s.Apply(ctx, fixedCal{}, ops())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if res[0].Status != Applied {
+			b.Fatal(fmt.Sprintf("status %v", res[0].Status))
+		}
+		events += batch
+	}
+	b.StopTimer()
+	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(events), "redis-µs/event")
+}
