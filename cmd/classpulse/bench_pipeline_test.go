@@ -10,7 +10,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
 )
 
 func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
@@ -60,6 +64,27 @@ func TestBenchPipelineRefusesNonsenseSizes(t *testing.T) {
 	for _, args := range [][]string{{"--events", "0"}, {"--students", "-1"}, {"--click-every", "-2"}} {
 		if err := benchPipeline(context.Background(), args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "must be positive") {
 			t.Errorf("%v: err %v, want a clear refusal", args, err)
+		}
+	}
+}
+
+// The generator's client must put a student's events where classpulse's
+// producers (kafka-go, murmur2) put them, or the bench would measure a
+// key layout the product never writes.
+func TestBenchClientPartitionsLikeTheProducers(t *testing.T) {
+	var balancer kafka.Murmur2Balancer
+	sticky := kgo.StickyKeyPartitioner(nil).ForTopic(stream.TopicScores)
+	for _, n := range []int{1, 8, 24} {
+		parts := make([]int, n)
+		for i := range parts {
+			parts[i] = i
+		}
+		for s := range 2000 {
+			key := []byte("bench-" + strconv.Itoa(s))
+			want := balancer.Balance(kafka.Message{Key: key}, parts...)
+			if got := sticky.Partition(&kgo.Record{Key: key}, n); got != want {
+				t.Fatalf("%d partitions, key %s: franz-go partition %d, classpulse producers %d", n, key, got, want)
+			}
 		}
 	}
 }
