@@ -21,8 +21,10 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	r := testenv.StartRedis(t)
 	var out bytes.Buffer
 	trace := filepath.Join(t.TempDir(), "trace")
+	logDir := filepath.Join(t.TempDir(), "broker")
 	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
-		"--latency-duration", "1s", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace}, &out)
+		"--latency-duration", "1s", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace,
+		"--broker-log", logDir}, &out)
 	if err != nil {
 		t.Fatalf("bench pipeline: %v\n%s", err, out.String())
 	}
@@ -57,6 +59,30 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	}
 	if want, _ := strconv.Atoi(paced[1]); sum != want {
 		t.Errorf("trace holds %d events, the paced phase %d", sum, want)
+	}
+	// The broker kept its log in the folder given, in files.
+	var logged int64
+	filepath.WalkDir(logDir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if info, err := d.Info(); err == nil {
+				logged += info.Size()
+			}
+		}
+		return nil
+	})
+	if logged < 3000*100 {
+		t.Errorf("the broker's log folder holds %d bytes for 3000+ events", logged)
+	}
+}
+
+func TestBenchPipelineRefusesABrokerLogFolderInUse(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "old"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := benchPipeline(context.Background(), []string{"--broker-log", dir, "--redis", "127.0.0.1:1"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "is not empty") {
+		t.Errorf("err %v, want a refusal of a folder in use", err)
 	}
 }
 
