@@ -63,6 +63,17 @@ func BenchmarkApplyScores(b *testing.B) {
 		}
 		return out
 	}
+	// Every student has a roster profile and a camera consent on record,
+	// as in a school: a score's checks read real hashes, not absent keys.
+	pipe := rdb.Pipeline()
+	for st := range students {
+		id := "bench-" + strconv.Itoa(st)
+		pipe.HSet(ctx, ProfileKey(id), "class", "c-"+strconv.Itoa(st/40), "minor", "0", "under_14", "0", "wants_degree", "1")
+		pipe.HSet(ctx, ConsentKey(id), stream.ScopeCamera, "1|1767225600|2026-1|", stream.ScopeEmotion, "1|1767225600|2026-1|")
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		b.Fatal(err)
+	}
 	// Five minutes and ten seconds of class first, so the five-minute windows are full.
 	for range 310 * students / batch {
 		if _, err := s.Apply(ctx, fixedCal{}, ops()); err != nil {
