@@ -4,14 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"runtime/pprof"
 	"sort"
 	"strings"
 	"time"
 
 	"gocv.io/x/gocv"
 
+	"github.com/classpulse/classpulse/internal/cli"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/vision"
 )
@@ -98,17 +97,11 @@ func bench(ctx context.Context, args []string) error {
 		return err
 	}
 	vision.SetThreads(*threads)
-	if *cpuprofile != "" {
-		f, err := os.Create(*cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartCPUProfile(*cpuprofile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	m, err := vision.LoadModels(*dir)
 	if err != nil {
 		return err

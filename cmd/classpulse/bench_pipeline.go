@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/classpulse/classpulse/internal/cli"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/rules"
 	"github.com/classpulse/classpulse/stream"
@@ -170,17 +170,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	pctx, stopProc := context.WithCancel(ctx)
 	defer stopProc()
 	procDone := make(chan error, 1)
@@ -212,8 +206,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("bench pipeline: all %d events came in one batch; use more --events than --max-batch", *events)
 	}
 	rate := float64(int64(*events)-firstN.Load()) / drain.Seconds()
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
+	if err := stopProfile(); err != nil {
+		return err
 	}
 	fmt.Fprintf(out, "saturated events=%d seconds=%.2f events_per_s=%.0f\n", *events, drain.Seconds(), rate)
 
@@ -230,17 +224,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if *pacedProfile != "" {
-		f, err := os.Create(*pacedProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopPaced, err := cli.StartCPUProfile(*pacedProfile)
+	if err != nil {
+		return err
 	}
+	defer stopPaced()
 	phase2.Store(time.Now().UnixNano())
 	before := seen.Load()
 	if err := benchPaced(ctx, client, paced, pace); err != nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/internal/cli"
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -151,17 +152,11 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	}
 	fmt.Fprintf(out, "fanout: %s; writing %d warnings/s for %v\n", lines.Text(), *rate, *dur)
 
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := cli.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	serverCPU0, clientCPU0 := cpuSeconds(0), cpuSeconds(cmd.Process.Pid)
 
 	// Write warnings at the rate, sampling our own resident memory.

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +24,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/classpulse/classpulse/internal/cli"
 )
 
 // Clients is the client side, run in its own process: it connects N
@@ -117,23 +118,18 @@ func Clients(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}()
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	stopProfile, err := cli.StartCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fmt.Fprintf(out, "ready clients=%d connected_in=%v\n", *n-int(dropped.Load()), connect.Round(time.Millisecond))
 	// Run until the parent closes our stdin.
 	_, _ = io.Copy(io.Discard, bufio.NewReader(os.Stdin))
 	stop.Store(true)
 	wg.Wait()
-	if *cpuProfile != "" {
-		pprof.StopCPUProfile()
+	if err := stopProfile(); err != nil {
+		return err
 	}
 	var lats []uint32
 	var received int64

@@ -1,7 +1,8 @@
 // Package cli dispatches a binary's subcommands: each subcommand registers
 // itself from its own file, and Run picks one from the command line and
-// turns its outcome into an exit code. Both classpulse binaries use it; it
-// holds no product logic.
+// turns its outcome into an exit code. Both classpulse binaries use it, and
+// their benchmarks start their --cpuprofile profiles with StartCPUProfile;
+// it holds no product logic.
 package cli
 
 import (
