@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +88,7 @@ func BenchmarkApplyScores(b *testing.B) {
 			b.Fatal(err)
 		}
 		if res[0].Status != Applied {
-			b.Fatal(fmt.Sprintf("status %v", res[0].Status))
+			b.Fatalf("status %v", res[0].Status)
 		}
 		events += batch
 	}

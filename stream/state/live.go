@@ -67,6 +67,13 @@ type rolling struct {
 	offField  string
 	off       int64
 	confirmed int64
+	// liveHash is what the copy knows of the live hash itself; erase
+	// resets all of it, and only it.
+	liveHash
+}
+
+// liveHash is the copy's view of a student's live hash.
+type liveHash struct {
 	// version is the hash's "v" as Redis holds it ("" none): the
 	// script's compare-and-set refuses a write made from another version.
 	version string
@@ -88,18 +95,15 @@ type rolling struct {
 	legacy bool
 }
 
+func noLiveHash() liveHash { return liveHash{head: -1, fs: -1, lf: -1} }
+
 func newRolling(offField string, off int64) *rolling {
-	return &rolling{offField: offField, off: off, confirmed: off, head: -1, fs: -1, lf: -1}
+	return &rolling{offField: offField, off: off, confirmed: off, liveHash: noLiveHash()}
 }
 
 // erase is the copy after the consent branch of the script deleted the
-// live hash.
-func (r *rolling) erase() {
-	// Field by field: confirmed is not this goroutine's to write.
-	r.version, r.ttlAt, r.ttlSet = "", 0, false
-	r.head, r.sess, r.hasSess, r.course, r.fs, r.lf = -1, "", false, "", -1, -1
-	r.sums, r.tot, r.buckets, r.legacy = [3]vec{}, vec{}, nil, false
-}
+// live hash. The offsets stay: confirmed is not this goroutine's to write.
+func (r *rolling) erase() { r.liveHash = noLiveHash() }
 
 // loadRolling builds the copy from the live hash as HGETALL returns it.
 // An unreadable summary counts as no live state (the next score starts

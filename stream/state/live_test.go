@@ -257,7 +257,7 @@ func FuzzRollingMatchesReference(f *testing.F) {
 }
 
 func TestLiveValuesReadBackBitForBit(t *testing.T) {
-	r := &rolling{head: 1_800_000_300, fs: 1_800_000_000, lf: -1}
+	r := &rolling{liveHash: liveHash{head: 1_800_000_300, fs: 1_800_000_000, lf: -1}}
 	for i := range r.sums {
 		for j := range r.sums[i] {
 			r.sums[i][j] = float64(i*nv+j) / 3
@@ -287,7 +287,7 @@ func TestLiveValuesReadBackBitForBit(t *testing.T) {
 }
 
 func TestUnreadableLiveValuesAreRefused(t *testing.T) {
-	good := string(appendSummary(nil, &rolling{head: 10, fs: 1, lf: 9}))
+	good := string(appendSummary(nil, &rolling{liveHash: liveHash{head: 10, fs: 1, lf: 9}}))
 	cases := []struct {
 		name, value string
 	}{
@@ -295,7 +295,7 @@ func TestUnreadableLiveValuesAreRefused(t *testing.T) {
 		{"one byte short", good[:len(good)-1]},
 		{"one byte long", good + "x"},
 		{"another format tag", "\x03" + good[1:]},
-		{"negative head", string(appendSummary(nil, &rolling{head: -1}))},
+		{"negative head", string(appendSummary(nil, &rolling{liveHash: liveHash{head: -1}}))},
 		{"text", "1800000000 1 0.5"},
 	}
 	for _, c := range cases {
@@ -383,5 +383,20 @@ func TestFormat1RewriteKeepsALateSecondsScore(t *testing.T) {
 	}
 	if _, _, ok := parseBucketVec(h["b"+strconv.FormatInt(sec%horizon, 10)]); !ok {
 		t.Fatal("the head's bucket was not rewritten")
+	}
+}
+
+func TestEraseForgetsTheLiveHashAndKeepsTheOffsets(t *testing.T) {
+	r := newRolling("classpulse.scores.v1:3", 41)
+	r.confirmed = 40
+	r.keys = scoreKeys("er")
+	r.liveHash = liveHash{version: "v9", ttlAt: 7, ttlSet: true, head: 100, sess: "S1", hasSess: true, course: "c",
+		fs: 3, lf: 99, sums: [3]vec{{1}, {2}, {3}}, tot: vec{4}, buckets: []bucket{{}}, legacy: true}
+	r.erase()
+	if !reflect.DeepEqual(r.liveHash, noLiveHash()) {
+		t.Errorf("after erase the copy still knows %+v", r.liveHash)
+	}
+	if r.offField != "classpulse.scores.v1:3" || r.off != 41 || r.confirmed != 40 || len(r.keys) != 5 {
+		t.Errorf("erase touched the offsets or keys: %q %d %d %v", r.offField, r.off, r.confirmed, r.keys)
 	}
 }
