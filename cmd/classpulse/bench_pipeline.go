@@ -83,6 +83,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err := rdb.FlushAll(ctx).Err(); err != nil {
 		return fmt.Errorf("bench pipeline: redis %s: %w", addr, err)
 	}
+	if err := seedRoster(ctx, rdb, *students); err != nil {
+		return err
+	}
 	broker, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: *partitions, DataDir: logDir}, nil)
 	if err != nil {
 		return err
@@ -260,7 +263,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 }
 
 // benchGen makes a realistic mix: per-second score events of a live class
-// and study clicks, students round-robin so every partition is busy.
+// and study clicks, students round-robin so every partition is busy. Each
+// student's first event is its camera consent, as the capture client
+// records it before the camera starts.
 type benchGen struct {
 	// base is the ts of every student's first second; each score moves its
 	// student one second on, in both phases, as a live class does.
@@ -268,10 +273,27 @@ type benchGen struct {
 	students, clickEvery int
 	next                 int
 	sec                  []int64 // per student: seconds already used
+	consented            []bool
 }
 
 func newBenchGen(students, clickEvery int) *benchGen {
-	return &benchGen{students: students, clickEvery: clickEvery, sec: make([]int64, students)}
+	return &benchGen{students: students, clickEvery: clickEvery, sec: make([]int64, students), consented: make([]bool, students)}
+}
+
+// seedRoster writes every bench student's roster profile, as the roster
+// import does before a term: the apply script reads it for every score.
+func seedRoster(ctx context.Context, rdb *redis.Client, students int) error {
+	pipe := rdb.Pipeline()
+	for s := range students {
+		pipe.HSet(ctx, state.ProfileKey("bench-"+strconv.Itoa(s)), "class", "bench-class-"+strconv.Itoa(s/40),
+			"minor", "0", "under_14", "0", "wants_degree", "1")
+		if s%1000 == 999 || s == students-1 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("bench pipeline: roster: %w", err)
+			}
+		}
+	}
+	return nil
 }
 
 // record returns the next event as a Kafka record; its ts is base plus
@@ -284,7 +306,10 @@ func (g *benchGen) record() (*kgo.Record, error) {
 	id := "bench-" + strconv.Itoa(s)
 	ts := func() time.Time { return g.base.Add(time.Duration(g.sec[s]) * time.Second) }
 	var e stream.Event
-	if g.clickEvery > 0 && i%g.clickEvery == g.clickEvery-1 {
+	if !g.consented[s] {
+		g.consented[s] = true
+		e = &stream.Consent{Header: stream.NewHeader(id, ts()), Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "bench-1"}
+	} else if g.clickEvery > 0 && i%g.clickEvery == g.clickEvery-1 {
 		e = &stream.Click{Header: stream.NewHeader(id, ts()), Course: "course-" + strconv.Itoa(s%7),
 			Kind: "study", DurationS: 30}
 	} else {
