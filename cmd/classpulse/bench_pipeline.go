@@ -168,7 +168,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer procProd.Close()
 	reg := prometheus.NewRegistry()
-	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, Parallel: *parallel, NoClassStage: !*classStage},
+	proc, err := processor.New(processor.Config{Brokers: brokers, MaxBatch: *maxBatch, Members: *members, Parallel: *parallel, NoClassStage: !*classStage, MaxSkew: benchMaxSkew},
 		store, rules.NewHolder(rules.DefaultPolicy()), procProd, logger, reg, processor.WithBatchHook(hook))
 	if err != nil {
 		return err
@@ -221,6 +221,15 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		pace = *paceFlag
 	}
 	n2 := int(pace * latencyFor.Seconds())
+	// Each student scores about once a second, as in class. A pace above
+	// that moves the students' event times ahead of the clock, and past
+	// the processor's skew limit events go to the DLQ instead of the state:
+	// the phase would measure the DLQ.
+	if ahead := time.Duration(float64(n2)/float64(*students)*float64(time.Second)) - *latencyFor; ahead > benchMaxSkew-time.Minute {
+		return fmt.Errorf("bench pipeline: %d paced events over %d students move each student's event time about %v ahead of the clock, "+
+			"near the processor's %v limit past which events go to the DLQ; use more --students, a lower --pace or a shorter --latency-duration",
+			n2, *students, ahead.Round(time.Second), benchMaxSkew)
+	}
 	// The school's edge clients encode their events on their own
 	// machines: the paced events are encoded before the phase starts.
 	paced, err := gen.records(n2)
@@ -261,6 +270,10 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "pipeline events=%d events_per_s=%.0f p50_ms=%.1f p99_ms=%.1f\n", *events, rate, p50, p99)
 	return nil
 }
+
+// benchMaxSkew is the processor's limit on event times ahead of its clock
+// in the bench (the processor's default).
+const benchMaxSkew = 5 * time.Minute
 
 // benchGen makes a realistic mix: per-second score events of a live class
 // and study clicks, students round-robin so every partition is busy. Each

@@ -23,7 +23,7 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	trace := filepath.Join(t.TempDir(), "trace")
 	logDir := filepath.Join(t.TempDir(), "broker")
 	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
-		"--latency-duration", "1s", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace,
+		"--latency-duration", "1s", "--pace", "2000", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace,
 		"--broker-log", logDir}, &out)
 	if err != nil {
 		t.Fatalf("bench pipeline: %v\n%s", err, out.String())
@@ -72,6 +72,17 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	})
 	if logged < 3000*100 {
 		t.Errorf("the broker's log folder holds %d bytes for 3000+ events", logged)
+	}
+}
+
+// 50 students cannot make 40,000 events in a second of class: their event
+// times would run minutes ahead of the clock, into the DLQ.
+func TestBenchPipelineRefusesAPaceThatOutrunsTheStudentsClock(t *testing.T) {
+	r := testenv.StartRedis(t)
+	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
+		"--latency-duration", "1s", "--pace", "40000", "--redis-benchmark-n", "0", "--log-level", "error"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "ahead of the clock") {
+		t.Errorf("err %v, want a refusal of the pace", err)
 	}
 }
 
