@@ -148,3 +148,56 @@ func TestWrittenBackPredictionRaisesPredictedRiskOnTheNextClick(t *testing.T) {
 		t.Fatalf("open warnings after the click: %s, want a predicted_risk warning", open)
 	}
 }
+
+// A run that applied a revocation and stopped before it published the
+// audit record leaves an outbox marker in Redis: the redelivery publishes
+// the record, with what the erasure removed, once.
+func TestARevocationAppliedByAStoppedRunIsStillAudited(t *testing.T) {
+	proc, r, addr := handler(t, rules.DefaultPolicy())
+	rdb := r.Client(t)
+	ctx := context.Background()
+	now := time.Now()
+	score := &stream.Score{Header: stream.NewHeader("kid-2", now), Session: "S", Course: "calculus", WindowMS: 1000, Frames: 10, FaceRatio: 1, Attention: 0.8, Model: "t"}
+	if err := proc.HandleBatch(ctx, batchOf(t, stream.TopicScores, 0, score)); err != nil {
+		t.Fatal(err)
+	}
+	revoke := &stream.Consent{Header: stream.NewHeader("kid-2", now.Add(time.Second)), Scope: stream.ScopeCamera, Granted: false, PolicyVersion: "2026-1"}
+	// The stopped run: the revocation applied in Redis, nothing published.
+	stopped, err := state.New(rdb, state.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := stopped.Apply(ctx, nil, []state.Op{{Event: revoke, Topic: stream.TopicConsent, Offset: 0, Audit: true}})
+	if err != nil || res[0].Status != state.Erased {
+		t.Fatalf("the stopped run's apply: %+v %v", res, err)
+	}
+	// Redelivered twice: audited once.
+	for range 2 {
+		if err := proc.HandleBatch(ctx, batchOf(t, stream.TopicConsent, 0, revoke)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{addr}, Topic: stream.TopicAudit, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer rd.Close()
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	m, err := rd.ReadMessage(rctx)
+	if err != nil {
+		t.Fatalf("no audit record of the revocation: %v", err)
+	}
+	var a stream.Audit
+	if err := stream.DecodeInto(m.Value, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.Action != stream.AuditConsentChange || a.Student != "kid-2" || a.Counts["granted"] != 0 || a.Counts["erased_keys"] != 1 {
+		t.Errorf("audit %+v, want the revocation with one erased key", a)
+	}
+	if want := stream.DerivedID(revoke.ID, revoke.TS.Time, stream.AuditConsentChange); a.ID != want {
+		t.Errorf("audit id %s, want %s, derived from the consent's", a.ID, want)
+	}
+	short, cancel2 := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel2()
+	if m, err := rd.ReadMessage(short); err == nil {
+		t.Fatalf("audited twice: %s", m.Value)
+	}
+}

@@ -263,6 +263,9 @@ type outputs struct {
 	events   []stream.Event // to Kafka: warnings, tiles, dead letters
 	warnings []*stream.Warning
 	opens    map[string][]byte // student → open-warnings document to save
+	// audited are the consents whose audit records events holds; their
+	// outbox markers are cleared once those are published.
+	audited []state.Op
 }
 
 // flush publishes to Kafka first, then mirrors warnings into the live feed

@@ -100,7 +100,8 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 			}
 			continue
 		}
-		ops = append(ops, state.Op{Event: events[i], Topic: m.Topic, Partition: m.Partition, Offset: m.Offset})
+		_, consent := events[i].(*stream.Consent)
+		ops = append(ops, state.Op{Event: events[i], Topic: m.Topic, Partition: m.Partition, Offset: m.Offset, Audit: consent && publish})
 	}
 	policy := p.policy.Policy()
 	prep, err := p.prepare(ctx, policy, ops)
@@ -156,10 +157,13 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 		if r.Status == state.Applied || r.Status == state.Late {
 			p.m.latency.Observe(applied.Sub(h.TS.Time).Seconds())
 		}
-		if c, ok := op.Event.(*stream.Consent); ok && publish && (r.Status == state.Applied || r.Status == state.Erased) {
+		if c, ok := op.Event.(*stream.Consent); ok && publish && (r.Status == state.Applied || r.Status == state.Erased || r.AuditPending) {
+			// A pending audit is that of a consent a stopped run applied
+			// and did not publish the record of: published now.
 			out.events = append(out.events, consentAudit(c, r))
+			out.audited = append(out.audited, op)
 		}
-		if r.Status == state.Erased {
+		if r.Status == state.Erased || (r.AuditPending && r.Erasure) {
 			p.m.erasures.Inc()
 			p.logger.Info("camera-derived state erased after consent revocation",
 				"student", h.Student, "session", r.ErasedSession, "keys", r.ErasedKeys, "event", h.ID)
@@ -234,6 +238,11 @@ func (p *Processor) publishStage(ctx context.Context, batch []stream.Message, ou
 	}
 	if err := p.flush(ctx, out, save); err != nil {
 		return err
+	}
+	if len(out.audited) > 0 {
+		if err := p.retry(ctx, "audit markers", func() error { return p.store.AuditsPublished(ctx, out.audited) }); err != nil {
+			return err
+		}
 	}
 	p.pending.Lock()
 	for id, doc := range out.opens {
@@ -418,11 +427,16 @@ func consentAudit(c *stream.Consent, r state.Result) *stream.Audit {
 		verb, counts["granted"] = "revoked", 0
 	}
 	detail := c.Scope + " consent " + verb + " under notice " + c.PolicyVersion
-	if r.Status == state.Erased {
+	if r.Status == state.Erased || r.Erasure {
 		counts["erased_keys"] = r.ErasedKeys
 		detail += "; camera-derived live state erased"
 	}
-	return &stream.Audit{Header: stream.NewHeader(c.Student, c.TS.Time), Actor: actor, Role: role,
+	// The record's id derives from the consent event's, so that the record
+	// a stopped run published before it could clear the outbox marker, and
+	// publishes again, reads as the same record.
+	h := stream.NewHeader(c.Student, c.TS.Time)
+	h.ID = stream.DerivedID(c.ID, c.TS.Time, stream.AuditConsentChange)
+	return &stream.Audit{Header: h, Actor: actor, Role: role,
 		Action: stream.AuditConsentChange, Target: c.Scope, Counts: counts, Detail: detail}
 }
 

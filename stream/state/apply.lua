@@ -7,7 +7,10 @@
 -- KEYS (all share the hash tag {s:<student>}, so this runs on one shard);
 -- a score (kind live) passes only the five it uses, in this order: off,
 -- live, consent, warn, profile (state.scoreKeys). Every other kind:
---   1 off      hash  "<topic>:<partition>" -> last applied offset
+--   1 off      hash  "<topic>:<partition>" -> last applied offset; and
+--                    "audit|<topic>:<partition>|<offset>" -> the outbox
+--                    marker of a consent whose audit record is not
+--                    published yet
 --   2 live     hash  per-second buckets "b<slot>", the summary "s" (head,
 --                    first second, last second with a face, window sums,
 --                    session totals), session "sess", course "course",
@@ -28,7 +31,8 @@
 --       this is the first), then per kind (see each branch).
 --
 -- Returns {status, ...}: status 0 duplicate (already applied, nothing
--- changed; a click or grade still returns the academic state when asked),
+-- changed; a click or grade still returns the academic state when asked,
+-- a consent its outbox marker while its audit record is unpublished),
 -- 1 applied, 2 refused (camera consent revoked, or a student under 14
 -- without a guardian's camera consent), 3 erased, 4 stale (live: the
 -- caller's copy is not what Redis holds; nothing changed), 5 late (live:
@@ -140,12 +144,23 @@ if kind ~= 'live' then
       redis.call('GET', KEYS[7]) or ''}
   end
 
+  -- The outbox marker of a consent: kept from the write until the caller
+  -- published the consent's audit record (state.Store.AuditsPublished).
+  local marker = 'audit|' .. offField .. '|' .. ARGV[3]
   if applied() then
     -- Redelivered. A click or grade answers with the academic state, so
     -- that the caller can evaluate the rules again: the run that applied it
-    -- may have crashed before publishing what they made of it.
+    -- may have crashed before publishing what they made of it. A consent
+    -- answers with its outbox marker, if its audit record was never
+    -- published.
     if kind == 'click' or kind == 'grade' then
       return academic(0)
+    end
+    if kind == 'consent' then
+      local m = redis.call('HGET', KEYS[1], marker)
+      if m then
+        return {0, m}
+      end
     end
     return {0}
   end
@@ -175,15 +190,23 @@ if kind ~= 'live' then
 
   if kind == 'consent' then
     -- ARGV 6 scope, 7 "1" or "0", 8 policy version, 9 guardian who
-    --      answered for a minor ("" when the student did)
+    --      answered for a minor ("" when the student did), 10 '1' to keep
+    --      an outbox marker "status|erased keys|session" in the off hash
+    --      until the audit record is published (the reply of a
+    --      redelivery carries it, so a run that stopped in between does
+    --      not lose the record)
     redis.call('HSET', KEYS[6], ARGV[6], ARGV[7] .. '|' .. t .. '|' .. ARGV[8] .. '|' .. (ARGV[9] or ''))
+    local reply = {1}
     if ARGV[7] == '0' and (ARGV[6] == 'camera' or ARGV[6] == 'emotion') then
       -- Right to erasure: everything derived from the camera goes.
       local sess = redis.call('HGET', KEYS[2], 'sess') or ''
       local n = redis.call('DEL', KEYS[2])
-      return {3, sess, n}
+      reply = {3, sess, n}
     end
-    return {1}
+    if ARGV[10] == '1' then
+      redis.call('HSET', KEYS[1], marker, reply[1] .. '|' .. (reply[3] or 0) .. '|' .. (reply[2] or ''))
+    end
+    return reply
   end
 end
 

@@ -128,6 +128,12 @@ type Op struct {
 	Topic     string
 	Partition int
 	Offset    int64
+	// Audit, for a consent, keeps an outbox marker in Redis, written with
+	// the consent, until AuditsPublished clears it: the caller publishes
+	// the consent's audit record in between, and a redelivery of a consent
+	// whose record was never published (the run stopped) comes back as a
+	// Duplicate with AuditPending set.
+	Audit bool
 }
 
 // Status says what applying an event did.
@@ -174,6 +180,11 @@ type Result struct {
 	// ErasedSession and ErasedKeys tell what an erasure removed.
 	ErasedSession string
 	ErasedKeys    int64
+	// AuditPending marks a Duplicate consent whose audit record was never
+	// published (see Op.Audit); Erasure then says whether applying it
+	// erased, with ErasedSession and ErasedKeys as it did.
+	AuditPending bool
+	Erasure      bool
 }
 
 // ttlRefresh is how many seconds of event time pass between refreshes of
@@ -673,7 +684,7 @@ func (s *Store) scriptArgs(cal Calendar, op Op, field, prev string, wantState bo
 		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want), nil
 	case *stream.Consent:
 		base[0] = "consent"
-		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian), nil
+		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian, b01(op.Audit)), nil
 	}
 	return nil, nil, fmt.Errorf("state: no state for %s events", op.Event.Topic())
 }
@@ -717,13 +728,17 @@ func parseResult(v any) (Result, error) {
 	case 0:
 		// A duplicate click or grade comes with the academic state, like
 		// an applied one (see the duplicate score in applyRound).
-		if len(arr) == 6 {
+		switch len(arr) {
+		case 6:
 			ac, err := parseAcademic(arr[1:5])
 			if err != nil {
 				return Result{}, err
 			}
 			open, _ := arr[5].(string)
 			return Result{Status: Duplicate, Academic: ac, Open: []byte(open)}, nil
+		case 2:
+			marker, _ := arr[1].(string)
+			return parseAuditMarker(marker)
 		}
 		return Result{Status: Duplicate}, nil
 	case 2:
@@ -755,6 +770,51 @@ func parseResult(v any) (Result, error) {
 		return Result{Status: Applied, Academic: ac, Open: []byte(open)}, nil
 	}
 	return Result{}, fmt.Errorf("unexpected reply of %d elements", len(arr))
+}
+
+// parseAuditMarker reads a consent's outbox marker, "status|erased
+// keys|session" (apply.lua).
+func parseAuditMarker(m string) (Result, error) {
+	parts := strings.SplitN(m, "|", 3)
+	if len(parts) != 3 {
+		return Result{}, fmt.Errorf("unreadable audit marker %q", m)
+	}
+	n, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return Result{}, fmt.Errorf("unreadable audit marker %q", m)
+	}
+	r := Result{Status: Duplicate, AuditPending: true, Erasure: parts[0] == "3"}
+	if r.Erasure {
+		r.ErasedKeys, r.ErasedSession = n, parts[2]
+	}
+	return r, nil
+}
+
+// AuditsPublished clears the outbox markers of the consents among ops
+// (see Op.Audit), once their audit records are published.
+func (s *Store) AuditsPublished(ctx context.Context, ops []Op) error {
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for _, op := range ops {
+		c, ok := op.Event.(*stream.Consent)
+		if !ok || !op.Audit {
+			continue
+		}
+		pipe.HDel(ctx, StudentTag(c.Student)+":off", auditMarker(op))
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("state: clear audit markers: %w", err)
+	}
+	return nil
+}
+
+// auditMarker is the off-hash field of a consent's outbox marker.
+func auditMarker(op Op) string {
+	return "audit|" + offField(op.Topic, op.Partition) + "|" + strconv.FormatInt(op.Offset, 10)
 }
 
 // SaveOpen stores a student's open-warnings document.

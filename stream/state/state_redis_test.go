@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -791,5 +792,44 @@ func TestScoresFromANewPartitionInOneBatchAreApplied(t *testing.T) {
 	wantAll(t, res, Applied, 0)
 	if w := res[14].Live.W1; w.Seconds != 15 {
 		t.Fatalf("window after both partitions: %d seconds, want 15", w.Seconds)
+	}
+}
+
+// A consent applied with Op.Audit keeps an outbox marker until its audit
+// record is published: a redelivery before that comes back pending, with
+// what the erasure did; after AuditsPublished, a plain duplicate.
+func TestAConsentsAuditStaysPendingUntilPublished(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	apply(t, s, scoreOps("au", 0, 20)...)
+	revoke := Op{Event: &stream.Consent{Header: stream.NewHeader("au", t0.Add(21*time.Second)), Scope: stream.ScopeCamera, PolicyVersion: "2026-1"},
+		Topic: stream.TopicConsent, Partition: 3, Offset: 7, Audit: true}
+	grant := Op{Event: &stream.Consent{Header: stream.NewHeader("au", t0.Add(22*time.Second)), Scope: stream.ScopeClickstream, Granted: true, PolicyVersion: "2026-1"},
+		Topic: stream.TopicConsent, Partition: 3, Offset: 8, Audit: true}
+	quiet := Op{Event: &stream.Consent{Header: stream.NewHeader("au", t0.Add(23*time.Second)), Scope: stream.ScopeEmotion, Granted: true, PolicyVersion: "2026-1"},
+		Topic: stream.TopicConsent, Partition: 3, Offset: 9}
+	first := apply(t, s, revoke, grant, quiet)
+	if first[0].Status != Erased || first[0].ErasedKeys != 1 || first[1].Status != Applied || first[2].Status != Applied {
+		t.Fatalf("first delivery: %+v", first)
+	}
+	again := apply(t, s, revoke, grant, quiet)
+	want := []Result{
+		{Status: Duplicate, AuditPending: true, Erasure: true, ErasedKeys: 1, ErasedSession: "S1"},
+		{Status: Duplicate, AuditPending: true},
+		{Status: Duplicate}, // applied without Audit: no marker
+	}
+	if !reflect.DeepEqual(again, want) {
+		t.Fatalf("redelivered before the audit was published:\n got %+v\nwant %+v", again, want)
+	}
+	if err := s.AuditsPublished(ctx, []Op{revoke, grant, quiet}); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range apply(t, s, revoke, grant) {
+		if !reflect.DeepEqual(r, Result{Status: Duplicate}) {
+			t.Errorf("redelivered after the audit was published, op %d: %+v", i, r)
+		}
+	}
+	if n := s.Client().HLen(ctx, StudentTag("au")+":off").Val(); n != 2 {
+		t.Errorf("off hash has %d fields after the markers were cleared, want the two offsets", n)
 	}
 }
