@@ -65,6 +65,12 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *paceFlag > 0 {
+		// Refused now rather than after the saturated phase.
+		if err := checkPace(*paceFlag, *students, *latencyFor); err != nil {
+			return err
+		}
+	}
 	logDir, err := benchBrokerLog(*brokerLog)
 	if err != nil {
 		return err
@@ -221,14 +227,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		pace = *paceFlag
 	}
 	n2 := int(pace * latencyFor.Seconds())
-	// Each student scores about once a second, as in class. A pace above
-	// that moves the students' event times ahead of the clock, and past
-	// the processor's skew limit events go to the DLQ instead of the state:
-	// the phase would measure the DLQ.
-	if ahead := time.Duration(float64(n2)/float64(*students)*float64(time.Second)) - *latencyFor; ahead > benchMaxSkew-time.Minute {
-		return fmt.Errorf("bench pipeline: %d paced events over %d students move each student's event time about %v ahead of the clock, "+
-			"near the processor's %v limit past which events go to the DLQ; use more --students, a lower --pace or a shorter --latency-duration",
-			n2, *students, ahead.Round(time.Second), benchMaxSkew)
+	if err := checkPace(pace, *students, *latencyFor); err != nil {
+		return err
 	}
 	// The school's edge clients encode their events on their own
 	// machines: the paced events are encoded before the phase starts.
@@ -274,6 +274,22 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 // benchMaxSkew is the processor's limit on event times ahead of its clock
 // in the bench (the processor's default).
 const benchMaxSkew = 5 * time.Minute
+
+// checkPace refuses a paced phase that would run the students' event times
+// near benchMaxSkew ahead of the clock. Each student scores about once a
+// second, as in class; a pace above that moves their event times ahead,
+// and past the processor's skew limit events go to the DLQ instead of the
+// state: the phase would measure the DLQ.
+func checkPace(pace float64, students int, d time.Duration) error {
+	n := int(pace * d.Seconds())
+	ahead := time.Duration(float64(n)/float64(students)*float64(time.Second)) - d
+	if ahead > benchMaxSkew-time.Minute {
+		return fmt.Errorf("bench pipeline: %d paced events over %d students move each student's event time about %v ahead of the clock, "+
+			"near the processor's %v limit past which events go to the DLQ; use more --students, a lower --pace or a shorter --latency-duration",
+			n, students, ahead.Round(time.Second), benchMaxSkew)
+	}
+	return nil
+}
 
 // benchGen makes a realistic mix: per-second score events of a live class
 // and study clicks, students round-robin so every partition is busy. Each
@@ -443,8 +459,8 @@ func benchPaced(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate fl
 // the log in memory). A broker that keeps a million events in the Go heap
 // (kfake's in-memory files) makes every garbage collection and fresh page
 // of the process dearer, which a real broker, whose log is in files, does
-// not cost the processor: with 1M events first, the paced phase's p99 was
-// 104-589 ms in memory against 33-71 ms with a log folder
+// not cost the processor: with 1M events first, paced at 17,000/s, the
+// p99 was 104-106 ms in memory against 60-71 ms with a log folder
 // (docs/performance.md).
 func benchBrokerLog(flag string) (string, error) {
 	switch flag {

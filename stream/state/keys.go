@@ -24,7 +24,11 @@ func scoreKeys(student string) []string {
 	return []string{t + ":off", t + ":live", t + ":consent", t + ":warn", t + ":profile"}
 }
 
-// offField is the field of a student's offsets hash (key "off") that
+// offKey holds a student's last applied offset per topic partition
+// (offField), and the outbox markers of unpublished consent audits.
+func offKey(student string) string { return StudentTag(student) + ":off" }
+
+// offField is the field of a student's offsets hash (offKey) that
 // holds the last offset applied from one topic partition.
 func offField(topic string, partition int) string {
 	return topic + ":" + strconv.Itoa(partition)

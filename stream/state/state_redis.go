@@ -538,7 +538,7 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		op := ops[i]
 		student := op.Event.EventHeader().Student
 		hs[k] = pipe.HGetAll(ctx, LiveKey(student))
-		offs[k] = pipe.HGet(ctx, StudentTag(student)+":off", offField(op.Topic, op.Partition))
+		offs[k] = pipe.HGet(ctx, offKey(student), offField(op.Topic, op.Partition))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("state: load live state: %w", err)
@@ -800,7 +800,7 @@ func (s *Store) AuditsPublished(ctx context.Context, ops []Op) error {
 		if !ok || !op.Audit {
 			continue
 		}
-		pipe.HDel(ctx, StudentTag(c.Student)+":off", auditMarker(op))
+		pipe.HDel(ctx, offKey(c.Student), auditMarker(op))
 		n++
 	}
 	if n == 0 {

@@ -829,7 +829,7 @@ func TestAConsentsAuditStaysPendingUntilPublished(t *testing.T) {
 			t.Errorf("redelivered after the audit was published, op %d: %+v", i, r)
 		}
 	}
-	if n := s.Client().HLen(ctx, StudentTag("au")+":off").Val(); n != 2 {
+	if n := s.Client().HLen(ctx, offKey("au")).Val(); n != 2 {
 		t.Errorf("off hash has %d fields after the markers were cleared, want the two offsets", n)
 	}
 }
