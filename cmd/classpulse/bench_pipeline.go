@@ -186,6 +186,10 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	defer stopProfile()
 	pctx, stopProc := context.WithCancel(ctx)
 	defer stopProc()
+	cpu, err := startBenchCPU(ctx, rdb)
+	if err != nil {
+		return err
+	}
 	procDone := make(chan error, 1)
 	go func() { procDone <- proc.Run(pctx) }()
 	waitCount := func(n int64, limit time.Duration) error {
@@ -219,6 +223,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "saturated events=%d seconds=%.2f events_per_s=%.0f\n", *events, drain.Seconds(), rate)
+	if err := cpu.report(ctx, out, "saturated", *events); err != nil {
+		return err
+	}
 
 	// Phase 2: paced at half the saturated rate; latency is produce → the
 	// batch's full effect (state applied, warnings and tiles published).
@@ -243,10 +250,16 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	defer stopPaced()
 	phase2.Store(time.Now().UnixNano())
 	before := seen.Load()
+	if cpu, err = startBenchCPU(ctx, rdb); err != nil {
+		return err
+	}
 	if err := benchPaced(ctx, client, paced, pace); err != nil {
 		return err
 	}
 	if err := waitCount(before+int64(n2), 2*time.Minute); err != nil {
+		return err
+	}
+	if err := cpu.report(ctx, out, "paced", n2); err != nil {
 		return err
 	}
 	stopProc()
@@ -269,6 +282,31 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "load_average %s\n", loadAverage())
 	fmt.Fprintf(out, "pipeline events=%d events_per_s=%.0f p50_ms=%.1f p99_ms=%.1f\n", *events, rate, p50, p99)
 	return nil
+}
+
+// benchCPU is where the CPU of a phase goes: this process (the processor,
+// the embedded broker and, in the paced phase, the generator) and Redis.
+// Per event, it tells two builds apart where the rate is lost in the noise
+// of a shared machine.
+type benchCPU struct {
+	rdb            *redis.Client
+	process, redis float64
+}
+
+func startBenchCPU(ctx context.Context, rdb *redis.Client) (benchCPU, error) {
+	r, err := state.ServerCPU(ctx, rdb)
+	return benchCPU{rdb: rdb, process: cli.CPUSeconds(0), redis: r}, err
+}
+
+// report prints "<phase> cpu_us_per_event process=P redis=R".
+func (c benchCPU) report(ctx context.Context, out io.Writer, phase string, events int) error {
+	r, err := state.ServerCPU(ctx, c.rdb)
+	if err != nil {
+		return err
+	}
+	per := func(s float64) float64 { return s * 1e6 / float64(events) }
+	_, err = fmt.Fprintf(out, "%s cpu_us_per_event process=%.1f redis=%.1f\n", phase, per(cli.CPUSeconds(0)-c.process), per(r-c.redis))
+	return err
 }
 
 // benchMaxSkew is the processor's limit on event times ahead of its clock

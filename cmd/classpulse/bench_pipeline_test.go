@@ -42,6 +42,19 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	if !strings.Contains(out.String(), "redis-benchmark evalsha_hincrby_hset P=16 requests_per_s=") {
 		t.Errorf("no redis-benchmark comparison in\n%s", out.String())
 	}
+	// Each phase says where its CPU went, per event.
+	for _, phase := range []string{"saturated", "paced"} {
+		m := regexp.MustCompile(`(?m)^` + phase + ` cpu_us_per_event process=(\d+\.\d) redis=(\d+\.\d)$`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Errorf("no %s CPU line in\n%s", phase, out.String())
+			continue
+		}
+		proc, _ := strconv.ParseFloat(m[1], 64)
+		red, _ := strconv.ParseFloat(m[2], 64)
+		if proc <= 0 || red <= 0 {
+			t.Errorf("%s CPU per event: process %v µs, redis %v µs", phase, proc, red)
+		}
+	}
 	// The batch trace accounts for every event of the paced phase.
 	paced := regexp.MustCompile(`(?m)^paced events=(\d+) `).FindStringSubmatch(out.String())
 	b, err := os.ReadFile(trace)

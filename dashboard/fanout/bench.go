@@ -2,7 +2,6 @@ package fanout
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,7 +156,7 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 		return err
 	}
 	defer stopProfile()
-	serverCPU0, clientCPU0 := cpuSeconds(0), cpuSeconds(cmd.Process.Pid)
+	serverCPU0, clientCPU0 := cli.CPUSeconds(0), cli.CPUSeconds(cmd.Process.Pid)
 
 	// Write warnings at the rate, sampling our own resident memory.
 	var peakRSS int64
@@ -192,7 +191,7 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	}
 	elapsed := time.Since(start)
 	peakRSS = max(peakRSS, rssBytes())
-	serverCPU, clientCPU := cpuSeconds(0)-serverCPU0, cpuSeconds(cmd.Process.Pid)-clientCPU0
+	serverCPU, clientCPU := cli.CPUSeconds(0)-serverCPU0, cli.CPUSeconds(cmd.Process.Pid)-clientCPU0
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	if *memProfile != "" {
@@ -256,32 +255,6 @@ func disconnects(g prometheus.Gatherer) string {
 		}
 	}
 	return strings.Join(parts, " ")
-}
-
-// cpuSeconds is the user+system CPU time of process pid (0: this one) so
-// far, from /proc; 0 if unreadable.
-func cpuSeconds(pid int) float64 {
-	path := "/proc/self/stat"
-	if pid != 0 {
-		path = "/proc/" + strconv.Itoa(pid) + "/stat"
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	// The fields after the command name (which may hold spaces), from the
-	// state (field 3): utime and stime are fields 14 and 15, in clock ticks.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
 // rssBytes reads this process's resident set size from /proc.

@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -15,22 +14,11 @@ import (
 // redisCPU returns the seconds of CPU the Redis server has used.
 func redisCPU(tb testing.TB, rdb *redis.Client) float64 {
 	tb.Helper()
-	info, err := rdb.Info(context.Background(), "cpu").Result()
+	cpu, err := ServerCPU(context.Background(), rdb)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	var sum float64
-	for _, line := range strings.Split(info, "\n") {
-		k, v, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			sum += f
-		}
-	}
-	return sum
+	return cpu
 }
 
 // BenchmarkApplyScores applies batches of 500 score events of distinct
