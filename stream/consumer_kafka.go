@@ -5,13 +5,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Message is one record read from Kafka, with its topic, partition, offset
@@ -53,7 +54,8 @@ type ConsumerConfig struct {
 	// before handing over a partial batch. Default 0.5ms: longer waits set
 	// the batch cycle at moderate rates, keeping batches small and latency up.
 	BatchWait time.Duration
-	// CommitInterval is how often applied offsets are committed. Default 1s.
+	// CommitInterval is how often applied offsets are committed. Default 1s,
+	// at least 100ms.
 	// Offsets are committed only after the handler returned nil for them.
 	CommitInterval time.Duration
 	// SessionTimeout is the group session timeout. Default 10s.
@@ -131,38 +133,55 @@ func NewStagedConsumer(cfg ConsumerConfig, handler StagedHandler, logger *slog.L
 // Run consumes until ctx is cancelled, then lets the batch in flight finish
 // (within ShutdownGrace), commits what was applied, leaves the group and
 // returns nil. It may be called once.
+//
+// It reads with franz-go's client: one fetch request per broker carries
+// every partition this member owns (a client with a connection and a fetch
+// loop per partition asks the broker many times more often for the same
+// records). Applied offsets are marked and committed every CommitInterval;
+// before partitions are revoked in a rebalance the member finishes every
+// batch in flight and commits, so their next owner starts where it ended.
 func (c *Consumer) Run(ctx context.Context) error {
 	if c.ran.Swap(true) {
 		return errors.New("consumer: Run called twice")
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           c.cfg.Brokers,
-		GroupID:           c.cfg.Group,
-		GroupTopics:       c.cfg.Topics,
-		Dialer:            NewDialer("classpulse", c.cfg.TLS),
-		MinBytes:          1,
-		MaxBytes:          16 << 20,
-		MaxWait:           2 * time.Second, // kafka-go keeps a quarter of it as RTT slack; MinBytes 1 still returns at once
-		ReadBatchTimeout:  5 * time.Second,
-		QueueCapacity:     2 * c.cfg.MaxBatch,
-		CommitInterval:    c.cfg.CommitInterval,
-		StartOffset:       kafka.FirstOffset,
-		SessionTimeout:    c.cfg.SessionTimeout,
-		HeartbeatInterval: c.cfg.SessionTimeout / 5,
-		RebalanceTimeout:  c.cfg.SessionTimeout,
-		// Rebalance as soon as partitions are added to a topic.
-		WatchPartitionChanges: true,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			c.logger.Warn("kafka reader", "detail", fmt.Sprintf(msg, args...))
+	gate := newRebalanceGate()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.ClientID("classpulse"),
+		kgo.WithLogger(kgoLogger{c.logger}),
+		kgo.ConsumerGroup(c.cfg.Group),
+		kgo.ConsumeTopics(c.cfg.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxBytes(16 << 20),
+		kgo.FetchMaxPartitionBytes(1 << 20),
+		kgo.FetchMaxWait(2 * time.Second),
+		kgo.SessionTimeout(c.cfg.SessionTimeout),
+		kgo.HeartbeatInterval(c.cfg.SessionTimeout / 5),
+		kgo.RebalanceTimeout(c.cfg.SessionTimeout),
+		// Partitions added to a topic are seen within this, and rebalanced.
+		kgo.MetadataMaxAge(10 * time.Second),
+		kgo.AutoCommitMarks(),
+		// franz-go refuses intervals under 100ms.
+		kgo.AutoCommitInterval(max(c.cfg.CommitInterval, 100*time.Millisecond)),
+		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+			gate.quiesce()
+			defer gate.resume()
+			if err := cl.CommitMarkedOffsets(rctx); err != nil {
+				c.logger.Warn("commit before revocation failed; the next owner redoes those batches (a no-op)", "err", err)
+			}
 		}),
-	})
-	// Closing the reader flushes the last applied offsets to the group.
-	defer func() {
-		if err := r.Close(); err != nil {
-			c.logger.Error("closing reader", "err", err)
-		}
-	}()
-
+		kgo.OnPartitionsLost(func(context.Context, *kgo.Client, map[string][]int32) {
+			gate.quiesce()
+			gate.resume()
+		}),
+	}
+	if c.cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.cfg.TLS))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
 	// Work on a batch continues for a grace period after ctx ends, so that
 	// a shutdown finishes the batch and commits it instead of redoing it.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -175,20 +194,52 @@ func (c *Consumer) Run(ctx context.Context) error {
 	defer stop()
 
 	// Batches in their later stages (flights), oldest first: at most
-	// MaxLaterStages while the next one runs its first stage. Each commits
-	// its batch when its last stage succeeds.
+	// MaxLaterStages while the next one runs its first stage. Each marks
+	// its batch's offsets for commit when its last stage succeeds.
 	var flights []*flight
-	defer func() {
+	drain := func() error {
+		var first error
 		for _, f := range flights {
-			f.wait()
+			if err := f.wait(); err != nil && first == nil {
+				first = err
+			}
 		}
+		flights = nil
+		return first
+	}
+	// On the way out: every batch in flight ends, what was applied is
+	// committed, and the member leaves the group (its partitions move at
+	// once instead of after the session timeout).
+	defer func() {
+		drain()
+		gate.close()
+		commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := cl.CommitMarkedOffsets(commitCtx); err != nil {
+			c.logger.Warn("final commit failed; the next owner redoes those batches (a no-op)", "err", err)
+		}
+		cl.Close()
 	}()
 	for {
-		// A fresh slice each time: the batches in flight hold their own.
-		batch := make([]Message, 0, c.cfg.MaxBatch)
-		m, err := r.FetchMessage(ctx)
+		// A rebalance waits for this member: every batch in flight ends
+		// before the partitions move.
+		if gate.wanted() {
+			err := drain()
+			gate.quiesced()
+			if err != nil {
+				if work.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			if !gate.awaitResume(ctx) {
+				return nil
+			}
+			continue
+		}
+		batch, marks, err := c.poll(ctx, cl, gate)
 		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, io.EOF) {
+			if ctx.Err() != nil {
 				return nil
 			}
 			c.logger.Warn("fetch failed, retrying", "err", err)
@@ -197,8 +248,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		batch = append(batch, m)
-		batch = c.fill(ctx, r, batch)
+		if len(batch) == 0 {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue // woken for a rebalance
+		}
 		if c.logger.Enabled(ctx, slog.LevelDebug) {
 			c.logger.Debug("batch fetched", "messages", len(batch), "ranges", ranges(batch))
 		}
@@ -227,22 +282,204 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 		}
 		if len(later) == 0 {
-			if err := c.commit(work, r, batch); err != nil {
-				if work.Err() != nil {
-					return nil
-				}
-				return err
-			}
+			c.commit(work, cl, batch, marks)
 		} else {
 			var prev *flight
 			if len(flights) > 0 {
 				prev = flights[len(flights)-1]
 			}
-			flights = append(flights, c.fly(work, r, later, batch, prev))
+			flights = append(flights, c.fly(work, cl, later, batch, marks, prev))
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// poll returns the next batch: it waits for a first record, then takes
+// what else arrives within BatchWait, up to MaxBatch. It returns early,
+// with what it has, when a rebalance waits for this member.
+//
+// marks holds, per topic and partition, the offset after the batch's last
+// record there, with that record's leader epoch: what commit marks.
+func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate) (batch []Message, marks offsetMarks, err error) {
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !gate.wakeOn(cancel) {
+		return nil, nil, nil
+	}
+	defer gate.wakeOn(nil)
+	batch = make([]Message, 0, c.cfg.MaxBatch)
+	marks = offsetMarks{}
+	wait := pctx
+	for len(batch) < c.cfg.MaxBatch {
+		fetches := cl.PollRecords(wait, c.cfg.MaxBatch-len(batch))
+		var ferr error
+		fetches.EachError(func(topic string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
+				ferr = fmt.Errorf("%s/%d: %w", topic, part, err)
+			}
+		})
+		n := len(batch)
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) > 0 {
+				last := p.Records[len(p.Records)-1]
+				marks.add(p.Topic, p.Partition, kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1})
+			}
+			for _, r := range p.Records {
+				batch = append(batch, Message{
+					Topic:         r.Topic,
+					Partition:     int(r.Partition),
+					Offset:        r.Offset,
+					HighWaterMark: p.HighWatermark,
+					Key:           r.Key,
+					Value:         r.Value,
+					Time:          r.Timestamp,
+				})
+			}
+		})
+		if len(batch) == 0 && ferr != nil {
+			return nil, nil, ferr
+		}
+		if len(batch) == n {
+			return batch, marks, nil // nothing more within BatchWait, or woken
+		}
+		if wait == pctx {
+			var stop context.CancelFunc
+			wait, stop = context.WithTimeout(pctx, c.cfg.BatchWait)
+			defer stop()
+		}
+	}
+	return batch, marks, nil
+}
+
+// offsetMarks is the offset to commit per topic and partition.
+type offsetMarks map[string]map[int32]kgo.EpochOffset
+
+func (m offsetMarks) add(topic string, part int32, o kgo.EpochOffset) {
+	parts := m[topic]
+	if parts == nil {
+		parts = map[int32]kgo.EpochOffset{}
+		m[topic] = parts
+	}
+	if cur, ok := parts[part]; !ok || cur.Less(o) {
+		parts[part] = o
+	}
+}
+
+// rebalanceGate lets a rebalance callback (on the client's group goroutine)
+// wait until the consume loop has finished every batch in flight, and
+// keeps the loop from polling until the callback is done.
+type rebalanceGate struct {
+	mu       sync.Mutex
+	want     bool
+	closed   bool
+	wake     context.CancelFunc // cancels the loop's poll in progress
+	quiet    chan struct{}      // closed by the loop once drained
+	resumeCh chan struct{}      // closed by the callback when done
+}
+
+func newRebalanceGate() *rebalanceGate { return &rebalanceGate{} }
+
+// quiesce, from a callback, asks the loop to finish its batches and waits
+// until it has (at once when the loop has stopped).
+func (g *rebalanceGate) quiesce() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return
+	}
+	g.want = true
+	g.quiet = make(chan struct{})
+	g.resumeCh = make(chan struct{})
+	quiet := g.quiet
+	if g.wake != nil {
+		g.wake()
+	}
+	g.mu.Unlock()
+	<-quiet
+}
+
+// resume, from a callback, lets the loop poll again.
+func (g *rebalanceGate) resume() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.resumeCh != nil {
+		close(g.resumeCh)
+		g.resumeCh = nil
+	}
+}
+
+// wanted reports, to the loop, that a callback waits for it.
+func (g *rebalanceGate) wanted() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.want
+}
+
+// quiesced tells the waiting callback the loop has no batch in flight.
+func (g *rebalanceGate) quiesced() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.want = false
+	if g.quiet != nil {
+		close(g.quiet)
+		g.quiet = nil
+	}
+}
+
+// awaitResume waits until the callback is done; false if ctx ended first.
+func (g *rebalanceGate) awaitResume(ctx context.Context) bool {
+	g.mu.Lock()
+	ch := g.resumeCh
+	g.mu.Unlock()
+	if ch == nil {
+		return true
+	}
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// wakeOn registers the cancel of the loop's poll in progress (nil: none);
+// false when a callback already waits, so that the loop does not poll.
+func (g *rebalanceGate) wakeOn(cancel context.CancelFunc) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if cancel != nil && g.want {
+		return false
+	}
+	g.wake = cancel
+	return true
+}
+
+// close marks the loop stopped: callbacks no longer wait for it.
+func (g *rebalanceGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	if g.quiet != nil {
+		close(g.quiet)
+		g.quiet = nil
+	}
+}
+
+// kgoLogger passes the client's warnings and errors to slog.
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		k.l.Error("kafka client: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		k.l.Warn("kafka client: "+msg, keyvals...)
+	default:
+		k.l.Debug("kafka client: "+msg, keyvals...)
 	}
 }
 
@@ -265,7 +502,7 @@ func (f *flight) wait() error {
 // before (prev, nil for none) ended, then commits the batch after prev's
 // commit. A failure of prev's, or of one of its own stages, ends the
 // flight without committing.
-func (c *Consumer) fly(work context.Context, r *kafka.Reader, later []func(context.Context) error, batch []Message, prev *flight) *flight {
+func (c *Consumer) fly(work context.Context, cl *kgo.Client, later []func(context.Context) error, batch []Message, marks offsetMarks, prev *flight) *flight {
 	f := &flight{}
 	for k := range f.stage {
 		f.stage[k] = make(chan struct{})
@@ -297,10 +534,7 @@ func (c *Consumer) fly(work context.Context, r *kafka.Reader, later []func(conte
 			}
 			switch {
 			case k == MaxLaterStages:
-				if err := c.commit(work, r, batch); err != nil {
-					fail(err)
-					return
-				}
+				c.commit(work, cl, batch, marks)
 			case k >= skip:
 				if err := later[k-skip](work); err != nil {
 					if work.Err() != nil {
@@ -316,16 +550,13 @@ func (c *Consumer) fly(work context.Context, r *kafka.Reader, later []func(conte
 	return f
 }
 
-// commit hands a batch's offsets to the reader, which commits them with
-// the next CommitInterval tick.
-func (c *Consumer) commit(ctx context.Context, r *kafka.Reader, batch []Message) error {
-	if err := r.CommitMessages(ctx, batch...); err != nil {
-		return fmt.Errorf("consumer: commit: %w", err)
-	}
+// commit marks a batch's offsets as applied; the client commits them with
+// the next CommitInterval tick, before a revocation and at shutdown.
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, batch []Message, marks offsetMarks) {
+	cl.MarkCommitOffsets(marks)
 	if c.logger.Enabled(ctx, slog.LevelDebug) {
 		c.logger.Debug("batch committed", "ranges", ranges(batch))
 	}
-	return nil
 }
 
 // ranges describes which offsets a batch holds, for debug logs: one
@@ -362,20 +593,6 @@ func ranges(batch []Message) string {
 		fmt.Fprintf(&b, "%s/%d:%d-%d(%d)", k.topic, k.part, sp.first, sp.last, sp.n)
 	}
 	return b.String()
-}
-
-// fill adds messages already fetched, waiting at most BatchWait for more.
-func (c *Consumer) fill(ctx context.Context, r *kafka.Reader, batch []Message) []Message {
-	wait, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
-	defer cancel()
-	for len(batch) < c.cfg.MaxBatch {
-		m, err := r.FetchMessage(wait)
-		if err != nil {
-			return batch
-		}
-		batch = append(batch, m)
-	}
-	return batch
 }
 
 // sleepCtx sleeps for d or until ctx ends; it reports whether it slept fully.

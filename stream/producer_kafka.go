@@ -50,7 +50,7 @@ func NewTransport(clientID string, tc *tls.Config) *kafka.Transport {
 	return &kafka.Transport{ClientID: clientID, TLS: tc}
 }
 
-// NewDialer is the connection set-up of every classpulse consumer: TLS
+// NewDialer is the connection set-up of every kafka-go reader (the rebuild): TLS
 // when tc is not nil, plain TCP otherwise.
 func NewDialer(clientID string, tc *tls.Config) *kafka.Dialer {
 	return &kafka.Dialer{ClientID: clientID, Timeout: 10 * time.Second, DualStack: true, TLS: tc}
