@@ -375,21 +375,20 @@ func rowsWithErrors(errs []RowError) map[int]bool {
 	return m
 }
 
-// newProducer builds a producer on its own transport, closed with it, so
-// goleak sees no pooled connections left behind.
+// newProducer builds a producer closed with the test, so goleak sees no
+// connections left behind.
 func newProducer(t *testing.T, addr string, cfg ...stream.ProducerConfig) *stream.Producer {
 	t.Helper()
 	c := stream.ProducerConfig{}
 	if len(cfg) > 0 {
 		c = cfg[0]
 	}
-	tr := &kafka.Transport{}
-	c.Brokers, c.Transport = []string{addr}, tr
+	c.Brokers = []string{addr}
 	p, err := stream.NewProducer(c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Close(); tr.CloseIdleConnections() })
+	t.Cleanup(func() { p.Close() })
 	return p
 }
 

@@ -25,7 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
-	"github.com/segmentio/kafka-go"
 	"go.uber.org/goleak"
 
 	"github.com/classpulse/classpulse/ingest"
@@ -479,9 +478,7 @@ func TestRunConsumesWarningsInItsOwnGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &kafka.Transport{}
-	defer tr.CloseIdleConnections()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}, Transport: tr}, nil)
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{b.Addr()}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

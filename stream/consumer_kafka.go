@@ -327,7 +327,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 				marks.add(p.Topic, p.Partition, kgo.EpochOffset{Epoch: last.LeaderEpoch, Offset: last.Offset + 1})
 			}
 			for _, r := range p.Records {
-				batch = append(batch, Message{
+				m := Message{
 					Topic:         r.Topic,
 					Partition:     int(r.Partition),
 					Offset:        r.Offset,
@@ -335,7 +335,11 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 					Key:           r.Key,
 					Value:         r.Value,
 					Time:          r.Timestamp,
-				})
+				}
+				for _, h := range r.Headers {
+					m.Headers = append(m.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+				}
+				batch = append(batch, m)
 			}
 		})
 		if len(batch) == 0 && ferr != nil {

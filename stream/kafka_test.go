@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
@@ -23,11 +24,11 @@ func TestProducerIsTunedForSafetyAndLatency(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	if p.RequiredAcks() != kafka.RequireAll {
-		t.Errorf("RequiredAcks = %v, want RequireAll: the default waits for no broker at all", p.RequiredAcks())
+	if p.RequiredAcks() != kgo.AllISRAcks() {
+		t.Errorf("RequiredAcks = %v, want all in-sync replicas: fewer loses acknowledged warnings with a broker", p.RequiredAcks())
 	}
-	if p.BatchTimeout() > 10*time.Millisecond {
-		t.Errorf("BatchTimeout = %v; kafka-go's 1s default would delay every warning", p.BatchTimeout())
+	if p.Linger() != 0 {
+		t.Errorf("Linger = %v; a linger timer delays every warning by its length", p.Linger())
 	}
 }
 
@@ -38,6 +39,78 @@ func TestProducerRefusesInvalidEventsAndWritesNothing(t *testing.T) {
 	bad := &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: "nope"}
 	if err := p.Publish(context.Background(), good, bad); err == nil {
 		t.Fatal("Publish accepted an invalid event")
+	}
+}
+
+// A student's events land in the partition the Java client's murmur2
+// partitioner picks (kafka-go's Murmur2Balancer is an independent copy of
+// it), so that classpulse and a school's other producers agree; a relayed
+// message keeps its time and headers.
+func TestProducerPlacesKeysLikeTheJavaClientAndKeepsRelayedTimeAndHeaders(t *testing.T) {
+	const partitions, students = 4, 300
+	b := testenv.StartBroker(t, partitions)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p := newProducer(t, b.Addr())
+	var events []stream.Event
+	for i := range students {
+		events = append(events, &stream.Click{Header: stream.NewHeader(fmt.Sprintf("stu-%d", i), time.Now()), Course: "law", Kind: stream.KindQuiz})
+	}
+	if err := p.Publish(ctx, events...); err != nil {
+		t.Fatal(err)
+	}
+	relayed, err := stream.Encode(events[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.UnixMilli(1_700_000_000_123)
+	header := kafka.Header{Key: "dlq-reason", Value: []byte("schema")}
+	if err := p.PublishRaw(ctx, kafka.Message{Topic: stream.TopicClicks, Key: []byte("relay"), Value: relayed, Time: at, Headers: []kafka.Header{header}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PublishRaw(ctx, kafka.Message{Key: []byte("x"), Value: relayed}); err == nil {
+		t.Error("PublishRaw accepted a message without a topic")
+	}
+
+	var balancer kafka.Murmur2Balancer
+	all := []int{0, 1, 2, 3}
+	var mu sync.Mutex
+	got := 0
+	handler := func(_ context.Context, batch []stream.Message) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			got++
+			if want := balancer.Balance(kafka.Message{Key: m.Key}, all...); m.Partition != want {
+				t.Errorf("key %s in partition %d, the Java client puts it in %d", m.Key, m.Partition, want)
+			}
+			if string(m.Key) != "relay" {
+				continue
+			}
+			if !m.Time.Equal(at) {
+				t.Errorf("relayed message time %v, want %v", m.Time, at)
+			}
+			if len(m.Headers) != 1 || m.Headers[0].Key != header.Key || string(m.Headers[0].Value) != string(header.Value) {
+				t.Errorf("relayed message headers %v, want [%v]", m.Headers, header)
+			}
+		}
+		return nil
+	}
+	c, err := stream.NewConsumer(stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "placement", Topics: []string{stream.TopicClicks}}, handler, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(runCtx) }()
+	testenv.WaitFor(t, 30*time.Second, "every message consumed", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return got == students+1
+	})
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
 

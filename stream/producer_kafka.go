@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // ProducerConfig configures a Producer. The zero value is not usable:
@@ -17,31 +19,24 @@ import (
 type ProducerConfig struct {
 	// Brokers are the bootstrap host:port pairs. Required.
 	Brokers []string
-	// BatchTimeout is how long a partial batch waits for more messages
-	// before it is sent. Default 0.5ms: kafka-go's 1s default would add a
-	// second to every live warning.
-	BatchTimeout time.Duration
-	// BatchSize is the most messages per partition in one produce request;
-	// a full batch is sent at once. Default 100: kafka-go allocates room for
-	// BatchSize messages for every partition a call writes to, which at 1000
-	// made the processor's tiles (a few dozen per partition per batch) cost
-	// more in allocation than in encoding.
-	BatchSize int
-	// WriteTimeout bounds one produce request. Default 10s.
+	// Linger is how long a partition waits for more records before a
+	// produce request is built. Default 0: records handed over while a
+	// request is in flight go out together in the next one, so batching
+	// costs no latency; a linger timer would add its length to every
+	// live warning.
+	Linger time.Duration
+	// WriteTimeout bounds one produce request. Default 10s. A record is
+	// retried up to 10 times before Publish fails.
 	WriteTimeout time.Duration
 	// Async makes Publish return before the broker acknowledges; errors are
-	// then only logged. Default false: Publish returns once every replica
-	// has the events.
+	// then only logged. Default false: Publish returns once every in-sync
+	// replica has the events.
 	Async bool
 	// ClientID names the producer to the broker. Default "classpulse".
 	ClientID string
-	// TLS, when set, makes the producer's own transport speak TLS (see
+	// TLS, when set, makes the producer connect over TLS (see
 	// config.TLS.Client for --kafka-tls*). Default plain TCP.
 	TLS *tls.Config
-	// Transport overrides the connection set-up entirely (TLS is then
-	// ignored); for a caller that shares one transport between clients.
-	// Default: one the producer makes, with TLS.
-	Transport *kafka.Transport
 }
 
 // NewTransport is the connection set-up of every classpulse producer and
@@ -57,11 +52,8 @@ func NewDialer(clientID string, tc *tls.Config) *kafka.Dialer {
 }
 
 func (c *ProducerConfig) applyDefaults() {
-	if c.BatchTimeout <= 0 {
-		c.BatchTimeout = 500 * time.Microsecond
-	}
-	if c.BatchSize <= 0 {
-		c.BatchSize = 100
+	if c.Linger < 0 {
+		c.Linger = 0
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
@@ -87,12 +79,15 @@ func (c *ProducerConfig) Validate() error {
 // Producer publishes validated events, each to its own topic, keyed by its
 // Key so that one student's events stay in one partition, in order. It is
 // safe for concurrent use.
+//
+// It writes with franz-go's client: one produce request per broker
+// carries every partition that has records, where kafka-go's Writer sent
+// one request per partition (a processor batch touches most partitions).
 type Producer struct {
-	w      *kafka.Writer
-	logger *slog.Logger
-	// own is the transport the producer made (nil when the caller passed
-	// one); Close closes its idle connections, the caller closes its own.
-	own *kafka.Transport
+	cl      *kgo.Client
+	async   bool
+	timeout time.Duration
+	logger  *slog.Logger
 }
 
 // NewProducer builds a producer. It connects lazily on the first Publish.
@@ -105,42 +100,44 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 		logger = slog.Default()
 	}
 	logger = logger.With("component", "producer")
-	transport, own := cfg.Transport, (*kafka.Transport)(nil)
-	if transport == nil {
-		transport = NewTransport(cfg.ClientID, cfg.TLS)
-		own = transport
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ClientID(cfg.ClientID),
+		kgo.WithLogger(kgoLogger{logger}),
+		// Murmur2 on the key is the Java client's partitioner, so our events
+		// and those of other Kafka producers in a school agree on a
+		// student's partition.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// Not idempotent: an idempotent client waits out a record in flight
+		// even when the caller's context ends, so a broker that vanished
+		// would hold shutdown. A retried record the broker had already
+		// stored arrives twice; every consumer of classpulse events applies
+		// a repeat as a no-op (by offset, or by event id).
+		kgo.DisableIdempotentWrite(),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(cfg.Linger),
+		kgo.ProduceRequestTimeout(cfg.WriteTimeout),
+		kgo.RecordRetries(10),
+		kgo.RetryBackoffFn(func(tries int) time.Duration {
+			return min(10*time.Millisecond<<min(tries, 7), time.Second)
+		}),
 	}
-	w := &kafka.Writer{
-		Addr: kafka.TCP(cfg.Brokers...),
-		// Murmur2 is the Java client's partitioner, so our events and those
-		// of other Kafka producers in a school agree on a student's partition.
-		Balancer:               &kafka.Murmur2Balancer{},
-		BatchTimeout:           cfg.BatchTimeout,
-		BatchSize:              cfg.BatchSize,
-		WriteTimeout:           cfg.WriteTimeout,
-		RequiredAcks:           kafka.RequireAll,
-		MaxAttempts:            10,
-		WriteBackoffMin:        10 * time.Millisecond,
-		WriteBackoffMax:        time.Second,
-		Async:                  cfg.Async,
-		AllowAutoTopicCreation: false,
-		Transport:              transport,
+	if cfg.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(cfg.TLS))
 	}
-	if cfg.Async {
-		w.Completion = func(msgs []kafka.Message, err error) {
-			if err != nil {
-				logger.Error("async publish failed", "err", err, "messages", len(msgs))
-			}
-		}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("producer: %w", err)
 	}
-	return &Producer{w: w, logger: logger, own: own}, nil
+	return &Producer{cl: cl, async: cfg.Async, timeout: cfg.WriteTimeout, logger: logger}, nil
 }
 
 // RequiredAcks reports the acknowledgement level the producer asks for.
-func (p *Producer) RequiredAcks() kafka.RequiredAcks { return p.w.RequiredAcks }
+func (p *Producer) RequiredAcks() kgo.Acks { return p.cl.OptValue(kgo.RequiredAcks).(kgo.Acks) }
 
-// BatchTimeout reports how long a partial batch waits.
-func (p *Producer) BatchTimeout() time.Duration { return p.w.BatchTimeout }
+// Linger reports how long a partial batch waits.
+func (p *Producer) Linger() time.Duration { return p.cl.OptValue(kgo.ProducerLinger).(time.Duration) }
 
 // Publish validates and writes events. Either every event is valid and the
 // whole call is written, or nothing is written and the first invalid
@@ -159,23 +156,71 @@ func (p *Producer) Publish(ctx context.Context, events ...Event) error {
 
 // PublishRaw writes already-encoded messages; each must name its topic.
 // It is for relaying bytes as they were received (the DLQ, the spool).
+// The partition a message names is ignored: its key chooses.
 func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
-		return fmt.Errorf("publish %d messages: %w", len(msgs), err)
+	recs := make([]kgo.Record, len(msgs))
+	for i, m := range msgs {
+		if m.Topic == "" {
+			return fmt.Errorf("publish %d messages: message %d names no topic", len(msgs), i)
+		}
+		r := &recs[i]
+		r.Topic, r.Key, r.Value, r.Timestamp = m.Topic, m.Key, m.Value, m.Time
+		if len(m.Headers) > 0 {
+			r.Headers = make([]kgo.RecordHeader, len(m.Headers))
+			for j, h := range m.Headers {
+				r.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: h.Value}
+			}
+		}
+	}
+	if p.async {
+		for i := range recs {
+			p.cl.Produce(context.WithoutCancel(ctx), &recs[i], p.logAsync)
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	wg.Add(len(recs))
+	for i := range recs {
+		p.cl.Produce(ctx, &recs[i], func(r *kgo.Record, err error) {
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("%s: %w", r.Topic, err)
+				}
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return fmt.Errorf("publish %d messages: %w", len(msgs), first)
 	}
 	return nil
 }
 
-// Close flushes pending messages, then closes the connections of the
-// transport the producer made: kafka-go's Writer.Close leaves a Transport's
-// pooled connections (and their goroutines) open.
-func (p *Producer) Close() error {
-	err := p.w.Close()
-	if p.own != nil {
-		p.own.CloseIdleConnections()
+func (p *Producer) logAsync(r *kgo.Record, err error) {
+	if err != nil {
+		p.logger.Error("async publish failed", "err", err, "topic", r.Topic)
 	}
-	return err
+}
+
+// Close sends what is still buffered (async publishes), waiting at most
+// WriteTimeout, then closes the connections.
+func (p *Producer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	err := p.cl.Flush(ctx)
+	p.cl.Close()
+	if err != nil {
+		return fmt.Errorf("producer: flush at close: %w", err)
+	}
+	return nil
 }

@@ -410,12 +410,11 @@ func (g *benchGen) records(n int) ([]*kgo.Record, error) {
 
 // newBenchClient is the generator's Kafka client. It stands for the
 // school's thousands of edge clients, which run on their own machines, so
-// it is franz-go's client rather than the processor's kafka-go: it
-// batches what it is handed while a request is in flight (no linger
-// timer) at a fraction of the CPU, leaving the machine to the pipeline
-// under test. Like every classpulse producer, it keys records by student,
-// partitions them as Kafka's own client does (murmur2) and does not
-// compress them.
+// it costs the machine under test as little as it can: franz-go's client,
+// like stream.Producer, but handed records without waiting for each
+// acknowledgement, with a buffer for a whole phase. Like every classpulse
+// producer, it keys records by student, partitions them as Kafka's own
+// client does (murmur2) and does not compress them.
 func newBenchClient(brokers []string) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),

@@ -119,8 +119,9 @@ func TestBenchPipelineRefusesNonsenseSizes(t *testing.T) {
 }
 
 // The generator's client must put a student's events where classpulse's
-// producers (kafka-go, murmur2) put them, or the bench would measure a
-// key layout the product never writes.
+// producers put them (the Java client's murmur2, of which kafka-go's
+// Murmur2Balancer is an independent copy; stream tests hold the producer
+// to it), or the bench would measure a key layout the product never writes.
 func TestBenchClientPartitionsLikeTheProducers(t *testing.T) {
 	var balancer kafka.Murmur2Balancer
 	sticky := kgo.StickyKeyPartitioner(nil).ForTopic(stream.TopicScores)

@@ -127,11 +127,7 @@ func buildClasspulse(t *testing.T) string {
 // student, the last at now.
 func publishScores(t *testing.T, broker string, students, perStudent int, now time.Time) {
 	t.Helper()
-	// An own transport, closed at the end: kafka-go's default one keeps its
-	// connection goroutines for the life of the process.
-	transport := &kafka.Transport{}
-	defer transport.CloseIdleConnections()
-	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker}, Transport: transport}, nil)
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
