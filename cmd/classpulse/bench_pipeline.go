@@ -53,6 +53,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	benchN := fs.Int("redis-benchmark-n", 1_000_000, "requests for the redis-benchmark comparison (0 skips it)")
 	logLevel := fs.String("log-level", "warn", "log level of the processor")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the saturated phase to this file")
+	memProfile := fs.String("memprofile", "", "write a Go heap profile at the end of the saturated phase to this file (-sample_index=alloc_space: what the phase allocated)")
 	pacedProfile := fs.String("cpuprofile-paced", "", "write a CPU profile of the paced latency phase to this file")
 	traceFile := fs.String("batch-trace", "", "write one line per batch applied in the paced phase to this file: when it was applied (unix ms), its events, its worst produce→applied latency (ms)")
 	if err := config.Parse(fs, args); err != nil {
@@ -225,6 +226,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "saturated events=%d seconds=%.2f events_per_s=%.0f\n", *events, drain.Seconds(), rate)
 	if err := cpu.report(ctx, out, "saturated", *events); err != nil {
 		return err
+	}
+	if *memProfile != "" {
+		if err := cli.WriteHeapProfile(*memProfile); err != nil {
+			return err
+		}
 	}
 
 	// Phase 2: paced at half the saturated rate; latency is produce → the

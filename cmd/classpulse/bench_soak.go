@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +26,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/classpulse/classpulse/dashboard"
+	"github.com/classpulse/classpulse/internal/cli"
 	"github.com/classpulse/classpulse/internal/config"
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/simulate"
@@ -218,7 +218,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	tick.Stop()
 	elapsed := time.Since(start)
 	if *memProfile != "" {
-		if err := writeHeapProfile(*memProfile); err != nil {
+		if err := cli.WriteHeapProfile(*memProfile); err != nil {
 			return err
 		}
 	}
@@ -454,18 +454,4 @@ func soakBroker(ctx context.Context, args []string, _ io.Writer) error {
 	<-ctx.Done()
 	b.Close()
 	return nil
-}
-
-// writeHeapProfile writes the live heap, after a GC, to path.
-func writeHeapProfile(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("bench soak: %w", err)
-	}
-	runtime.GC()
-	if err := pprof.WriteHeapProfile(f); err != nil {
-		f.Close()
-		return fmt.Errorf("bench soak: heap profile: %w", err)
-	}
-	return f.Close()
 }

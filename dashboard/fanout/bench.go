@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,14 +194,7 @@ func Bench(ctx context.Context, args []string, out io.Writer, exe string, client
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	if *memProfile != "" {
-		f, err := os.Create(*memProfile)
-		if err != nil {
-			return err
-		}
-		runtime.GC() // the profile is as of the last collection
-		err = pprof.Lookup("heap").WriteTo(f, 0)
-		f.Close()
-		if err != nil {
+		if err := cli.WriteHeapProfile(*memProfile); err != nil {
 			return err
 		}
 	}

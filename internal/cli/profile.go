@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"sync"
 )
@@ -32,4 +33,21 @@ func StartCPUProfile(path string) (stop func() error, err error) {
 		})
 		return closeErr
 	}, nil
+}
+
+// WriteHeapProfile writes a Go heap profile to path, after a collection
+// (the profile is as of the last one), for the benchmarks' --memprofile
+// flags: in-use memory, and every allocation since the process started
+// (go tool pprof -sample_index=alloc_space).
+func WriteHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	runtime.GC()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("heap profile %s: %w", path, err)
+	}
+	return f.Close()
 }
