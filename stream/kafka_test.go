@@ -100,18 +100,11 @@ func TestProducerPlacesKeysLikeTheJavaClientAndKeepsRelayedTimeAndHeaders(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(runCtx) }()
-	testenv.WaitFor(t, 30*time.Second, "every message consumed", func() bool {
+	runUntil(ctx, t, c, "every message consumed", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return got == students+1
 	})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 }
 
 func TestConsumerGroupDeliversEveryEventOnceAndCommits(t *testing.T) {
@@ -334,7 +327,16 @@ func TestPipelinedStagesRunInLogOrderAndAFailureStopsTheBatchesAfter(t *testing.
 				return errors.New("redis away for good")
 			}
 			if k == 1 {
-				time.Sleep(2 * time.Millisecond) // long enough for the next apply to begin
+				// Publishing lasts until the next batch's apply began (1s at
+				// most, should it never come): that apply then overlaps it.
+				for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+					mu.Lock()
+					next := ran[0][len(ran[0])-1] > first
+					mu.Unlock()
+					if next {
+						break
+					}
+				}
 				mu.Lock()
 				publishing--
 				mu.Unlock()
@@ -528,21 +530,28 @@ func resumed(ctx context.Context, t *testing.T, cfg stream.ConsumerConfig, n int
 	if err != nil {
 		t.Fatal(err)
 	}
-	run, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(run) }()
-	testenv.WaitFor(t, 30*time.Second, "the rest delivered again", func() bool {
+	runUntil(ctx, t, c, "the rest delivered again", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(again) > 0 && again[len(again)-1] == n-1
 	})
-	stop()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
 	mu.Lock()
 	defer mu.Unlock()
 	return again
+}
+
+// runUntil runs c until done holds (30s at most), then stops it; Run must
+// end without an error.
+func runUntil(ctx context.Context, t *testing.T, c *stream.Consumer, what string, done func() bool) {
+	t.Helper()
+	run, stop := context.WithCancel(ctx)
+	ended := make(chan error, 1)
+	go func() { ended <- c.Run(run) }()
+	testenv.WaitFor(t, 30*time.Second, what, done)
+	stop()
+	if err := <-ended; err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newProducer(t *testing.T, addr string) *stream.Producer {
