@@ -32,6 +32,29 @@ func TestProducerIsTunedForSafetyAndLatency(t *testing.T) {
 	}
 }
 
+// With no broker to reach, Publish fails within about its write timeout,
+// with an error that says so, instead of holding its caller.
+func TestProducerFailsWithinItsWriteTimeoutWhenNoBrokerAnswers(t *testing.T) {
+	p, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{"127.0.0.1:1"}, WriteTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	start := time.Now()
+	err = p.Publish(ctx, &stream.Click{Header: stream.NewHeader("s1", time.Now()), Course: "law", Kind: stream.KindQuiz})
+	if err == nil {
+		t.Fatal("Publish succeeded with no broker")
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("Publish held its caller until the caller's deadline (%v): %v", time.Since(start), err)
+	}
+	if !strings.Contains(err.Error(), "publish 1 messages") {
+		t.Errorf("error %q does not say what failed", err)
+	}
+}
+
 func TestProducerRefusesInvalidEventsAndWritesNothing(t *testing.T) {
 	b := testenv.StartBroker(t, 2)
 	p := newProducer(t, b.Addr())

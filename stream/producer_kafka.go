@@ -25,8 +25,9 @@ type ProducerConfig struct {
 	// costs no latency; a linger timer would add its length to every
 	// live warning.
 	Linger time.Duration
-	// WriteTimeout bounds one produce request. Default 10s. A record is
-	// retried up to 10 times before Publish fails.
+	// WriteTimeout bounds one produce request, and how long a record may
+	// wait for delivery, retries included (up to 10): Publish fails after
+	// it (at least 1s) when the brokers cannot be reached. Default 10s.
 	WriteTimeout time.Duration
 	// Async makes Publish return before the broker acknowledges; errors are
 	// then only logged. Default false: Publish returns once every in-sync
@@ -119,6 +120,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProduceRequestTimeout(cfg.WriteTimeout),
 		kgo.RecordRetries(10),
+		kgo.RecordDeliveryTimeout(max(cfg.WriteTimeout, time.Second)), // franz-go's floor
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			return min(10*time.Millisecond<<min(tries, 7), time.Second)
 		}),
