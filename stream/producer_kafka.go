@@ -25,14 +25,11 @@ type ProducerConfig struct {
 	// costs no latency; a linger timer would add its length to every
 	// live warning.
 	Linger time.Duration
-	// WriteTimeout bounds one produce request, and how long a record may
-	// wait for delivery, retries included (up to 10): Publish fails after
-	// it (at least 1s) when the brokers cannot be reached. Default 10s.
+	// WriteTimeout bounds one produce request, and a whole Publish,
+	// retries included (up to 10 per record): Publish fails after it when
+	// the brokers cannot be reached. Default 10s. Publish returns once every
+	// in-sync replica has the events.
 	WriteTimeout time.Duration
-	// Async makes Publish return before the broker acknowledges; errors are
-	// then only logged. Default false: Publish returns once every in-sync
-	// replica has the events.
-	Async bool
 	// ClientID names the producer to the broker. Default "classpulse".
 	ClientID string
 	// TLS, when set, makes the producer connect over TLS (see
@@ -86,9 +83,7 @@ func (c *ProducerConfig) Validate() error {
 // one request per partition (a processor batch touches most partitions).
 type Producer struct {
 	cl      *kgo.Client
-	async   bool
 	timeout time.Duration
-	logger  *slog.Logger
 }
 
 // NewProducer builds a producer. It connects lazily on the first Publish.
@@ -120,7 +115,6 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 		kgo.ProducerLinger(cfg.Linger),
 		kgo.ProduceRequestTimeout(cfg.WriteTimeout),
 		kgo.RecordRetries(10),
-		kgo.RecordDeliveryTimeout(max(cfg.WriteTimeout, time.Second)), // franz-go's floor
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			return min(10*time.Millisecond<<min(tries, 7), time.Second)
 		}),
@@ -132,7 +126,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer: %w", err)
 	}
-	return &Producer{cl: cl, async: cfg.Async, timeout: cfg.WriteTimeout, logger: logger}, nil
+	return &Producer{cl: cl, timeout: cfg.WriteTimeout}, nil
 }
 
 // RequiredAcks reports the acknowledgement level the producer asks for.
@@ -177,12 +171,10 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 			}
 		}
 	}
-	if p.async {
-		for i := range recs {
-			p.cl.Produce(context.WithoutCancel(ctx), &recs[i], p.logAsync)
-		}
-		return nil
-	}
+	// A deadline rather than franz-go's record timeout, which counts from
+	// a record's own time: a relayed record keeps its original one.
+	bounded, cancel := context.WithTimeout(ctx, p.timeout)
+	defer cancel()
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -190,7 +182,7 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 	)
 	wg.Add(len(recs))
 	for i := range recs {
-		p.cl.Produce(ctx, &recs[i], func(r *kgo.Record, err error) {
+		p.cl.Produce(bounded, &recs[i], func(r *kgo.Record, err error) {
 			if err != nil {
 				mu.Lock()
 				if first == nil {
@@ -203,26 +195,17 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 	}
 	wg.Wait()
 	if first != nil {
+		if errors.Is(first, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("publish %d messages: not delivered within %v: %w", len(msgs), p.timeout, first)
+		}
 		return fmt.Errorf("publish %d messages: %w", len(msgs), first)
 	}
 	return nil
 }
 
-func (p *Producer) logAsync(r *kgo.Record, err error) {
-	if err != nil {
-		p.logger.Error("async publish failed", "err", err, "topic", r.Topic)
-	}
-}
-
-// Close sends what is still buffered (async publishes), waiting at most
-// WriteTimeout, then closes the connections.
+// Close closes the connections. Every Publish has returned by then or
+// fails.
 func (p *Producer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
-	defer cancel()
-	err := p.cl.Flush(ctx)
 	p.cl.Close()
-	if err != nil {
-		return fmt.Errorf("producer: flush at close: %w", err)
-	}
 	return nil
 }
