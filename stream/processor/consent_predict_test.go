@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/classpulse/classpulse/internal/testenv"
@@ -20,7 +21,7 @@ import (
 
 // handler is a processor fed batches by hand on the embedded broker and a
 // real redis-server.
-func handler(t *testing.T, policy *rules.Policy) (*processor.Processor, *testenv.Redis, string) {
+func handler(t *testing.T, policy *rules.Policy) (*processor.Processor, *testenv.Redis, string, prometheus.Gatherer) {
 	t.Helper()
 	broker, r := testenv.StartBroker(t, 1), testenv.StartRedis(t)
 	prod, err := stream.NewProducer(stream.ProducerConfig{Brokers: []string{broker.Addr()}}, nil)
@@ -32,11 +33,12 @@ func handler(t *testing.T, policy *rules.Policy) (*processor.Processor, *testenv
 	if err != nil {
 		t.Fatal(err)
 	}
-	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}}, store, rules.NewHolder(policy), prod, nil, prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}}, store, rules.NewHolder(policy), prod, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return proc, r, broker.Addr()
+	return proc, r, broker.Addr(), reg
 }
 
 func batchOf(t *testing.T, topic string, first int64, es ...stream.Event) []stream.Message {
@@ -53,7 +55,7 @@ func batchOf(t *testing.T, topic string, first int64, es ...stream.Event) []stre
 }
 
 func TestConsentChangesAreAuditedAndKeepWhoAnswered(t *testing.T) {
-	proc, r, addr := handler(t, rules.DefaultPolicy())
+	proc, r, addr, _ := handler(t, rules.DefaultPolicy())
 	rdb := r.Client(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -110,7 +112,7 @@ func TestWrittenBackPredictionRaisesPredictedRiskOnTheNextClick(t *testing.T) {
 	if !policy.PredictedRisk.Enabled {
 		t.Fatal("could not turn the predicted-risk rule on")
 	}
-	proc, r, _ := handler(t, policy)
+	proc, r, _, _ := handler(t, policy)
 	rdb := r.Client(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
@@ -133,7 +135,7 @@ func TestWrittenBackPredictionRaisesPredictedRiskOnTheNextClick(t *testing.T) {
 // audit record leaves an outbox marker in Redis: the redelivery publishes
 // the record, with what the erasure removed, once.
 func TestARevocationAppliedByAStoppedRunIsStillAudited(t *testing.T) {
-	proc, r, addr := handler(t, rules.DefaultPolicy())
+	proc, r, addr, reg := handler(t, rules.DefaultPolicy())
 	rdb := r.Client(t)
 	ctx := context.Background()
 	now := time.Now()
@@ -163,6 +165,10 @@ func TestARevocationAppliedByAStoppedRunIsStillAudited(t *testing.T) {
 	}
 	if want := stream.DerivedID(revoke.ID, revoke.TS.Time, stream.AuditConsentChange); a.ID != want {
 		t.Errorf("audit id %s, want %s, derived from the consent's", a.ID, want)
+	}
+	// The stopped run counted its erasure; this one erased nothing.
+	if n := testutil.ToFloat64(mustCounter(t, reg, "classpulse_processor_erasures_total")); n != 0 {
+		t.Errorf("erasures counted %v times by the run that only published the record, want 0", n)
 	}
 }
 

@@ -164,9 +164,13 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 			out.audited = append(out.audited, op)
 		}
 		if r.Status == state.Erased || (r.AuditPending && r.Erasure) {
-			p.m.erasures.Inc()
+			// A pending one was erased, and counted, by the run that
+			// stopped before publishing its record; its tile may remain.
+			if r.Status == state.Erased {
+				p.m.erasures.Inc()
+			}
 			p.logger.Info("camera-derived state erased after consent revocation",
-				"student", h.Student, "session", r.ErasedSession, "keys", r.ErasedKeys, "event", h.ID)
+				"student", h.Student, "session", r.ErasedSession, "keys", r.ErasedKeys, "event", h.ID, "redelivered", r.Status != state.Erased)
 			if r.ErasedSession != "" {
 				if err := p.retry(ctx, "erase tile", func() error {
 					return p.rdb.HDel(ctx, state.TilesKey(r.ErasedSession), h.Student).Err()
