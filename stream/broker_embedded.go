@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -15,8 +17,11 @@ import (
 // clients such as kcat or segmentio/kafka-go connect to Addr as to a real
 // single-node Kafka cluster.
 type EmbeddedBroker struct {
-	cluster *kfake.Cluster
-	addr    string
+	cluster   *kfake.Cluster
+	addr      string
+	stop      chan struct{} // ends the retention loop
+	done      chan struct{} // closed when it has ended
+	closeOnce sync.Once
 }
 
 // EmbeddedConfig configures an EmbeddedBroker. The zero value listens on
@@ -40,6 +45,12 @@ type EmbeddedConfig struct {
 	// every produce and fetch for hundreds of milliseconds
 	// (docs/performance.md).
 	SegmentBytes int
+	// Retention is how long the log keeps a record (by the time the
+	// broker received it); older batches are deleted by a sweep every
+	// tenth of it (between 100ms and a minute). Default 0: records are
+	// kept as long as the broker runs, and a long run grows without bound
+	// (a broker in memory, in the process's heap).
+	Retention time.Duration
 }
 
 // StartEmbeddedBroker starts the broker and creates every classpulse topic.
@@ -53,6 +64,9 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 	}
 	if cfg.SegmentBytes <= 0 {
 		cfg.SegmentBytes = 8 << 20
+	}
+	if cfg.Retention < 0 {
+		return nil, fmt.Errorf("embedded broker: retention %v is negative", cfg.Retention)
 	}
 	host, portStr, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
@@ -72,8 +86,12 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.AllowAutoTopicCreation(),
 		kfake.ClusterID("classpulse-embedded"),
-		kfake.BrokerConfigs(map[string]string{"log.segment.bytes": strconv.Itoa(cfg.SegmentBytes)}),
 	}
+	brokerConfigs := map[string]string{"log.segment.bytes": strconv.Itoa(cfg.SegmentBytes)}
+	if cfg.Retention > 0 {
+		brokerConfigs["log.retention.ms"] = strconv.FormatInt(max(cfg.Retention.Milliseconds(), 1), 10)
+	}
+	opts = append(opts, kfake.BrokerConfigs(brokerConfigs))
 	if cfg.TLS != nil {
 		opts = append(opts, kfake.TLS(cfg.TLS))
 	}
@@ -84,15 +102,42 @@ func StartEmbeddedBroker(cfg EmbeddedConfig, logger *slog.Logger) (*EmbeddedBrok
 	if err != nil {
 		return nil, fmt.Errorf("embedded broker on %s: %w", cfg.Listen, err)
 	}
-	b := &EmbeddedBroker{cluster: c, addr: c.ListenAddrs()[0]}
+	b := &EmbeddedBroker{cluster: c, addr: c.ListenAddrs()[0], stop: make(chan struct{}), done: make(chan struct{})}
+	if cfg.Retention > 0 {
+		go b.sweep(min(max(cfg.Retention/10, 100*time.Millisecond), time.Minute))
+	} else {
+		close(b.done)
+	}
 	if logger != nil {
-		logger.Info("embedded Kafka-protocol broker listening", "component", "broker", "addr", b.addr, "partitions", cfg.Partitions)
+		logger.Info("embedded Kafka-protocol broker listening", "component", "broker", "addr", b.addr, "partitions", cfg.Partitions, "retention", cfg.Retention)
 	}
 	return b, nil
+}
+
+// sweep deletes what is past retention every interval, until Close.
+// (The broker sweeps by itself only topics with their own retention.)
+func (b *EmbeddedBroker) sweep(every time.Duration) {
+	defer close(b.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-t.C:
+			b.cluster.ApplyRetention()
+		}
+	}
 }
 
 // Addr is the host:port clients bootstrap from.
 func (b *EmbeddedBroker) Addr() string { return b.addr }
 
 // Close stops the broker; every client connection is closed.
-func (b *EmbeddedBroker) Close() { b.cluster.Close() }
+func (b *EmbeddedBroker) Close() {
+	b.closeOnce.Do(func() {
+		close(b.stop)
+		<-b.done
+		b.cluster.Close()
+	})
+}

@@ -37,6 +37,7 @@ func runDemo(ctx context.Context, args []string) error {
 	brokerListen := fs.String("broker-listen", "127.0.0.1:9092", "listen address of the embedded Kafka-protocol broker (port 0 picks a free one)")
 	redisListen := fs.String("redis-listen", "127.0.0.1:0", "listen address of the embedded Redis-protocol server")
 	partitions := fs.Int("partitions", 8, "partitions per topic on the embedded broker")
+	retention := fs.Duration("broker-retention", time.Hour, "how long the embedded broker keeps a record; it keeps its log in memory, so a demo left running stays bounded (0: keep everything)")
 	var dcfg dashboard.Config
 	fs.StringVar(&dcfg.Addr, "addr", "127.0.0.1:8080", "dashboard listen address")
 	var scfg simulate.Config
@@ -57,7 +58,7 @@ func runDemo(ctx context.Context, args []string) error {
 		defer cancel()
 	}
 
-	broker, err := startDemoBroker(*brokerListen, *partitions, logger)
+	broker, err := startDemoBroker(stream.EmbeddedConfig{Listen: *brokerListen, Partitions: *partitions, Retention: *retention}, logger)
 	if err != nil {
 		return err
 	}
@@ -148,15 +149,16 @@ func runDemo(ctx context.Context, args []string) error {
 
 // startDemoBroker starts the embedded broker; when the default port is
 // taken it falls back to a free port rather than failing.
-func startDemoBroker(listen string, partitions int, logger *slog.Logger) (*stream.EmbeddedBroker, error) {
-	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: listen, Partitions: partitions}, logger)
+func startDemoBroker(cfg stream.EmbeddedConfig, logger *slog.Logger) (*stream.EmbeddedBroker, error) {
+	b, err := stream.StartEmbeddedBroker(cfg, logger)
 	if err == nil {
 		return b, nil
 	}
 	if !errors.Is(err, syscall.EADDRINUSE) {
 		return nil, err
 	}
-	host, _, _ := net.SplitHostPort(listen)
-	logger.Warn("broker port busy; picking a free port", "component", "broker", "wanted", listen)
-	return stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: net.JoinHostPort(host, "0"), Partitions: partitions}, logger)
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	logger.Warn("broker port busy; picking a free port", "component", "broker", "wanted", cfg.Listen)
+	cfg.Listen = net.JoinHostPort(host, "0")
+	return stream.StartEmbeddedBroker(cfg, logger)
 }
