@@ -245,7 +245,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	}
 	// The school's edge clients encode their events on their own
 	// machines: the paced events are encoded before the phase starts.
-	paced, err := gen.records(n2)
+	paced, err := newPacedLog(gen.record, n2)
 	if err != nil {
 		return err
 	}
@@ -260,8 +260,9 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if err := benchPaced(ctx, client, paced, pace); err != nil {
-		return err
+		return err // the log stays mapped: the client may still hold its records
 	}
+	paced.free()
 	if err := waitCount(before+int64(n2), 2*time.Minute); err != nil {
 		return err
 	}
@@ -401,19 +402,6 @@ func (g *benchGen) record() (*kgo.Record, error) {
 	return &kgo.Record{Topic: e.Topic(), Key: []byte(id), Value: b}, nil
 }
 
-// records returns the next n events as records.
-func (g *benchGen) records(n int) ([]*kgo.Record, error) {
-	out := make([]*kgo.Record, n)
-	for i := range out {
-		r, err := g.record()
-		if err != nil {
-			return nil, err
-		}
-		out[i] = r
-	}
-	return out, nil
-}
-
 // newBenchClient is the generator's Kafka client. It stands for the
 // school's thousands of edge clients, which run on their own machines, so
 // it costs the machine under test as little as it can: franz-go's client,
@@ -475,25 +463,6 @@ func (g *benchGen) produce(ctx context.Context, cl *kgo.Client, n int) error {
 			return err
 		}
 		p.send(ctx, r, time.Now())
-	}
-	return p.wait(ctx)
-}
-
-// benchPaced hands records to the client at rate per second, each stamped
-// with the time it was handed over.
-func benchPaced(ctx context.Context, cl *kgo.Client, recs []*kgo.Record, rate float64) error {
-	p := &benchProduce{cl: cl}
-	start := time.Now()
-	for sent := 0; sent < len(recs); {
-		due := min(len(recs), int(time.Since(start).Seconds()*rate)+1)
-		if due <= sent {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		now := time.Now()
-		for ; sent < due; sent++ {
-			p.send(ctx, recs[sent], now)
-		}
 	}
 	return p.wait(ctx)
 }

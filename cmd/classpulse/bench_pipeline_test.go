@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -137,5 +138,40 @@ func TestBenchClientPartitionsLikeTheProducers(t *testing.T) {
 				t.Fatalf("%d partitions, key %s: franz-go partition %d, classpulse producers %d", n, key, got, want)
 			}
 		}
+	}
+}
+
+// The paced phase's events, kept outside the Go heap, are the records
+// handed to it byte for byte, across the log's chunk boundaries.
+func TestPacedLogHoldsItsRecordsAcrossChunks(t *testing.T) {
+	const n = 40_000 // values of 20 to 1,000 bytes, ~20 MB: more than one 16 MiB chunk
+	var given []*kgo.Record
+	i := 0
+	next := func() (*kgo.Record, error) {
+		v := bytes.Repeat([]byte{byte('a' + i%26)}, 20+(i*7919)%981)
+		r := &kgo.Record{Topic: []string{stream.TopicScores, stream.TopicClicks}[i%2], Key: []byte("k" + strconv.Itoa(i%300)), Value: v}
+		given = append(given, r)
+		i++
+		return r, nil
+	}
+	l, err := newPacedLog(next, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.free()
+	if len(l.chunks) < 2 {
+		t.Fatalf("%d records in %d chunk(s); the test means to cross a boundary", n, len(l.chunks))
+	}
+	for i, w := range given {
+		got := l.record(i)
+		if got.Topic != w.Topic || !bytes.Equal(got.Key, w.Key) || !bytes.Equal(got.Value, w.Value) {
+			t.Fatalf("record %d: %s %s %d bytes, want %s %s %d bytes", i, got.Topic, got.Key, len(got.Value), w.Topic, w.Key, len(w.Value))
+		}
+		if cap(got.Value) != len(got.Value) {
+			t.Fatalf("record %d: value can grow into the next one's bytes", i)
+		}
+	}
+	if _, err := newPacedLog(func() (*kgo.Record, error) { return nil, errors.New("generator broke") }, 1); err == nil {
+		t.Error("newPacedLog kept going after its source failed")
 	}
 }
