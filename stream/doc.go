@@ -1,6 +1,7 @@
 // Package stream owns classpulse's event log: the v1 event types of
 // DESIGN.md §4 with their strict validation and JSON encoding, the topic
-// names, the Kafka producer and consumer-group reader (segmentio/kafka-go),
+// names, the Kafka producer and consumer-group reader (franz-go's kgo; the
+// Message type and the rebuild's partition readers are segmentio/kafka-go's),
 // the dead-letter queue, and the embedded Kafka-protocol broker used by
 // `classpulse demo` and the tests.
 //
