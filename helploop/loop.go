@@ -90,17 +90,20 @@ const StateFollowUp = "follow_up"
 
 // Loop is the follow-up scheduler. Run it in any number of replicas.
 type Loop struct {
-	cfg     Config
-	rdb     redis.UniversalClient
-	store   *queue.Store
-	reader  *state.Reader
-	policy  *rules.Holder
-	pub     Publisher
-	notify  Notifier
-	logger  *slog.Logger
-	now     func() time.Time
-	ran     atomic.Bool
-	metrics struct {
+	cfg    Config
+	rdb    redis.UniversalClient
+	store  *queue.Store
+	reader *state.Reader
+	policy *rules.Holder
+	pub    Publisher
+	notify Notifier
+	logger *slog.Logger
+	now    func() time.Time
+	ran    atomic.Bool
+	// beforeClaim, in tests, runs between reading a plan and claiming one
+	// of its checkpoints: where another replica may finish it.
+	beforeClaim func()
+	metrics     struct {
 		checkpoints *prometheus.CounterVec
 		errors      prometheus.Counter
 		tick        prometheus.Histogram
@@ -265,12 +268,27 @@ func (l *Loop) follow(ctx context.Context, p *rules.Policy, rec *queue.Record) (
 		for _, later := range due[i+1:] {
 			superseded = superseded || later.Kind == c.Kind
 		}
+		if l.beforeClaim != nil {
+			l.beforeClaim()
+		}
 		ok, err := l.rdb.SetNX(ctx, claimKey(rec.Ref, st.ID, c.ID), l.cfg.Replica, l.cfg.Lease).Result()
 		if err != nil {
 			return ran, fmt.Errorf("helploop: claim %s %s: %w", rec.Ref, c.ID, err)
 		}
 		if !ok {
 			continue // another replica runs it now
+		}
+		// The plan was read before the claim: another replica may have run
+		// the checkpoint and released its claim since. Marking done and
+		// releasing are one transaction, so with the claim held, done is
+		// final.
+		if done, err := l.rdb.HExists(ctx, planKey(rec.Ref), fieldDone(st.ID, c.ID)).Result(); err != nil {
+			return ran, fmt.Errorf("helploop: claim %s %s: %w", rec.Ref, c.ID, err)
+		} else if done {
+			if err := l.rdb.Del(ctx, claimKey(rec.Ref, st.ID, c.ID)).Err(); err != nil {
+				return ran, fmt.Errorf("helploop: releasing %s %s: %w", rec.Ref, c.ID, err)
+			}
+			continue
 		}
 		result := "superseded"
 		if !superseded {

@@ -292,6 +292,38 @@ func TestFollowUpProposesClosingWhenTheTargetIsMet(t *testing.T) {
 	t.Errorf("no superseded check recorded: %v", h)
 }
 
+// A replica that read the plan before another replica ran a checkpoint
+// and released its claim does not run it again when it then wins the
+// claim.
+func TestFollowUpAReplicaWithAStaleReadDoesNotRunAFinishedCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	f.study("s4", "calculus", 1, monday.AddDate(0, 0, -20))
+	f.study("s4", "law", 1, monday.AddDate(0, 0, -20))
+	f.warnAndPlan("s4", stream.LevelYellow, monday, 14)
+	a, b := f.loop("a", nil), f.loop("b", nil)
+	f.tick(a, monday.Add(time.Minute*2))
+	f.clock.set(time.Date(2026, 11, 27, 9, 1, 0, 0, sh))
+	ranA := 0
+	b.beforeClaim = func() {
+		b.beforeClaim = nil
+		n, err := a.Tick(f.ctx)
+		if err != nil {
+			t.Error(err)
+		}
+		ranA = n
+	}
+	ranB, err := b.Tick(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ranA != 1 || ranB != 0 {
+		t.Fatalf("replica a ran %d, b (read before a finished) ran %d; want 1 and 0", ranA, ranB)
+	}
+	if keys, _ := f.rdb.Keys(f.ctx, "*claim*").Result(); len(keys) != 0 {
+		t.Errorf("claims left behind: %v", keys)
+	}
+}
+
 func TestFollowUpTwoReplicasRunEachCheckpointOnceAndSurviveRestart(t *testing.T) {
 	f := newFixture(t)
 	f.study("s3", "calculus", 1, monday.AddDate(0, 0, -20))
