@@ -336,11 +336,16 @@ func (l *Loop) pin(ctx context.Context, p *rules.Policy, rec *queue.Record, st *
 				fields = append(fields, fieldGap(st.ID), strconv.FormatFloat(rules.Gap(f), 'f', -1, 64))
 			}
 		}
-		// HSETNX semantics for the playbook: a replica that pinned first wins.
-		if set, err := l.rdb.HSetNX(ctx, key, fields[0].(string), id).Result(); err != nil {
+		// The replica that pins first wins (HSETNX). The gap goes first, so
+		// that whoever sees a pinned playbook sees its baseline too (a
+		// replica pinning at the same moment may have written it).
+		if len(fields) > 2 {
+			if err := l.rdb.HSetNX(ctx, key, fields[2].(string), fields[3]).Err(); err != nil {
+				return nil, fmt.Errorf("helploop: pin %s: %w", rec.Ref, err)
+			}
+		}
+		if err := l.rdb.HSetNX(ctx, key, fields[0].(string), id).Err(); err != nil {
 			return nil, fmt.Errorf("helploop: pin %s: %w", rec.Ref, err)
-		} else if set && len(fields) > 2 {
-			l.rdb.HSet(ctx, key, fields[2], fields[3])
 		}
 		if h, err = l.rdb.HGetAll(ctx, key).Result(); err != nil {
 			return nil, fmt.Errorf("helploop: plan state of %s: %w", rec.Ref, err)
