@@ -3,7 +3,6 @@ package stream_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,26 +34,10 @@ func TestEmbeddedBrokerDeletesRecordsPastRetention(t *testing.T) {
 	time.Sleep(2 * time.Second) // past retention, and a sweep (every 100ms here) since
 	publish("new", 5)
 
-	var mu sync.Mutex
-	var students []string
-	c, err := stream.NewConsumer(stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "retention", Topics: []string{stream.TopicClicks}}, func(_ context.Context, batch []stream.Message) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, m := range batch {
-			students = append(students, string(m.Key))
-		}
-		return nil
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntil(ctx, t, c, "the records after the retention", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(students) >= 5
-	})
-	mu.Lock()
-	defer mu.Unlock()
+	students := consumeUntil(ctx, t, stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "retention", Topics: []string{stream.TopicClicks}},
+		"the records after the retention",
+		func(m stream.Message) string { return string(m.Key) },
+		func(got []string) bool { return len(got) >= 5 })
 	for _, s := range students {
 		if strings.HasPrefix(s, "old") {
 			t.Fatalf("consumed %v: a record past retention was still in the log", students)

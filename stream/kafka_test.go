@@ -538,29 +538,38 @@ func clickLog(ctx context.Context, t *testing.T, n int) *stream.EmbeddedBroker {
 // returns the offsets it was given: where the group's commits left off.
 func resumed(ctx context.Context, t *testing.T, cfg stream.ConsumerConfig, n int64) []int64 {
 	t.Helper()
+	return consumeUntil(ctx, t, cfg, "the rest delivered again",
+		func(m stream.Message) int64 { return m.Offset },
+		func(got []int64) bool { return len(got) > 0 && got[len(got)-1] == n-1 })
+}
+
+// consumeUntil runs a plain consumer of cfg, keeping what pick makes of
+// each message, until done holds for what it kept, which it returns.
+func consumeUntil[T any](ctx context.Context, t *testing.T, cfg stream.ConsumerConfig, what string, pick func(stream.Message) T, done func([]T) bool) []T {
+	t.Helper()
 	var (
-		mu    sync.Mutex
-		again []int64
+		mu   sync.Mutex
+		kept []T
 	)
 	c, err := stream.NewConsumer(cfg, func(_ context.Context, batch []stream.Message) error {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, m := range batch {
-			again = append(again, m.Offset)
+			kept = append(kept, pick(m))
 		}
 		return nil
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	runUntil(ctx, t, c, "the rest delivered again", func() bool {
+	runUntil(ctx, t, c, what, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(again) > 0 && again[len(again)-1] == n-1
+		return done(kept)
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	return again
+	return kept
 }
 
 // runUntil runs c until done holds (30s at most), then stops it; Run must
