@@ -45,8 +45,9 @@ type EmbeddedConfig struct {
 	// every produce and fetch for hundreds of milliseconds
 	// (docs/performance.md).
 	SegmentBytes int
-	// Retention is how long the log keeps a record (by the time the
-	// broker received it); older batches are deleted by a sweep every
+	// Retention is how long the log keeps a record, by its timestamp (the
+	// producer's: classpulse's producers stamp the hand-over time, a
+	// relayed record keeps its own); older batches are deleted by a sweep every
 	// tenth of it (between 100ms and a minute). Default 0: records are
 	// kept as long as the broker runs, and a long run grows without bound
 	// (a broker in memory, in the process's heap).

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
 )
 
@@ -13,11 +14,7 @@ import (
 // long demo does not grow without bound: a consumer starting from the
 // beginning finds only what came after.
 func TestEmbeddedBrokerDeletesRecordsPastRetention(t *testing.T) {
-	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 1, Retention: time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := testenv.StartBrokerWith(t, stream.EmbeddedConfig{Partitions: 1, Retention: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := newProducer(t, b.Addr())

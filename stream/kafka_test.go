@@ -417,11 +417,7 @@ func TestReadsAcrossSegmentBoundariesDeliverEveryOffsetOnce(t *testing.T) {
 	// On disk, so that the segments can be counted below; the broker keeps
 	// them the same way in memory.
 	dataDir := t.TempDir()
-	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: 2, SegmentBytes: 4 << 10, DataDir: dataDir}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	b := testenv.StartBrokerWith(t, stream.EmbeddedConfig{Partitions: 2, SegmentBytes: 4 << 10, DataDir: dataDir})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p := newProducer(t, b.Addr())

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -157,13 +156,13 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 	if len(msgs) == 0 {
 		return nil
 	}
-	recs := make([]kgo.Record, len(msgs))
+	recs := make([]*kgo.Record, len(msgs))
 	for i, m := range msgs {
 		if m.Topic == "" {
 			return fmt.Errorf("publish %d messages: message %d names no topic", len(msgs), i)
 		}
-		r := &recs[i]
-		r.Topic, r.Key, r.Value, r.Timestamp = m.Topic, m.Key, m.Value, m.Time
+		r := &kgo.Record{Topic: m.Topic, Key: m.Key, Value: m.Value, Timestamp: m.Time}
+		recs[i] = r
 		if len(m.Headers) > 0 {
 			r.Headers = make([]kgo.RecordHeader, len(m.Headers))
 			for j, h := range m.Headers {
@@ -175,30 +174,14 @@ func (p *Producer) PublishRaw(ctx context.Context, msgs ...kafka.Message) error 
 	// a record's own time: a relayed record keeps its original one.
 	bounded, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	wg.Add(len(recs))
-	for i := range recs {
-		p.cl.Produce(bounded, &recs[i], func(r *kgo.Record, err error) {
-			if err != nil {
-				mu.Lock()
-				if first == nil {
-					first = fmt.Errorf("%s: %w", r.Topic, err)
-				}
-				mu.Unlock()
-			}
-			wg.Done()
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		if errors.Is(first, context.DeadlineExceeded) && ctx.Err() == nil {
-			return fmt.Errorf("publish %d messages: not delivered within %v: %w", len(msgs), p.timeout, first)
+	for _, res := range p.cl.ProduceSync(bounded, recs...) {
+		if res.Err == nil {
+			continue
 		}
-		return fmt.Errorf("publish %d messages: %w", len(msgs), first)
+		if errors.Is(res.Err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return fmt.Errorf("publish %d messages: not delivered within %v: %s: %w", len(msgs), p.timeout, res.Record.Topic, res.Err)
+		}
+		return fmt.Errorf("publish %d messages: %s: %w", len(msgs), res.Record.Topic, res.Err)
 	}
 	return nil
 }

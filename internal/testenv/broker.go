@@ -11,7 +11,17 @@ import (
 // port with every classpulse topic, closed when the test ends.
 func StartBroker(t testing.TB, partitions int) *stream.EmbeddedBroker {
 	t.Helper()
-	b, err := stream.StartEmbeddedBroker(stream.EmbeddedConfig{Listen: "127.0.0.1:0", Partitions: partitions}, nil)
+	return StartBrokerWith(t, stream.EmbeddedConfig{Partitions: partitions})
+}
+
+// StartBrokerWith is StartBroker with the rest of the broker's
+// configuration; an empty Listen is a free loopback port.
+func StartBrokerWith(t testing.TB, cfg stream.EmbeddedConfig) *stream.EmbeddedBroker {
+	t.Helper()
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	b, err := stream.StartEmbeddedBroker(cfg, nil)
 	if err != nil {
 		t.Fatalf("embedded broker: %v", err)
 	}
