@@ -163,7 +163,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.AutoCommitMarks(),
 		// franz-go refuses intervals under 100ms.
 		kgo.AutoCommitInterval(max(c.cfg.CommitInterval, 100*time.Millisecond)),
-		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, _ map[string][]int32) {
+		kgo.OnPartitionsRevoked(func(rctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+			// The cooperative balancer calls this with nothing revoked as
+			// a rebalance begins; stalling the group then gains nothing.
+			if len(revoked) == 0 {
+				return
+			}
 			gate.quiesce()
 			defer gate.resume()
 			if err := cl.CommitMarkedOffsets(rctx); err != nil {
@@ -471,10 +476,17 @@ func (g *rebalanceGate) close() {
 	}
 }
 
-// kgoLogger passes the client's warnings and errors to slog.
+// kgoLogger passes the client's warnings and errors to slog and, when the
+// logger shows debug lines, its info lines too (joining the group,
+// partitions assigned and revoked) as debug lines.
 type kgoLogger struct{ l *slog.Logger }
 
-func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+func (k kgoLogger) Level() kgo.LogLevel {
+	if k.l.Enabled(context.Background(), slog.LevelDebug) {
+		return kgo.LogLevelInfo
+	}
+	return kgo.LogLevelWarn
+}
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	switch level {

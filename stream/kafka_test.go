@@ -591,3 +591,133 @@ func newProducer(t *testing.T, addr string) *stream.Producer {
 	t.Cleanup(func() { p.Close() })
 	return p
 }
+
+// When a second member joins, the first finishes every batch in flight
+// and commits before its partitions move: the new owner starts after
+// them, so no offset is applied by both. The first member's later stages
+// are held while the second joins; without the wait, the revocation
+// would commit only what was finished, the second member would be given
+// the held batches again, and both would apply them.
+func TestRebalanceWaitsForBatchesInFlightBeforePartitionsMove(t *testing.T) {
+	const parts, n = 4, 600
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	b := testenv.StartBroker(t, parts)
+	p := newProducer(t, b.Addr())
+	publish := func(from, to int) {
+		var events []stream.Event
+		for i := from; i < to; i++ {
+			events = append(events, &stream.Click{Header: stream.NewHeader(fmt.Sprintf("s%02d", i%40), time.Now()), Course: "law", Kind: stream.KindQuiz})
+		}
+		if err := p.Publish(ctx, events...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0, n)
+
+	type pos struct {
+		part   int
+		offset int64
+	}
+	var (
+		mu      sync.Mutex
+		applied = map[pos][]string{} // who applied each offset
+		handed  = map[int]bool{}     // partitions member a was handed records of
+		release = make(chan struct{})
+		held    = release // while open, member a's later stages wait
+	)
+	handler := func(who string) stream.StagedHandler {
+		return func(_ context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
+			if who == "a" {
+				mu.Lock()
+				for _, m := range batch {
+					handed[m.Partition] = true
+				}
+				mu.Unlock()
+			}
+			return []func(context.Context) error{func(context.Context) error {
+				mu.Lock()
+				h := held
+				mu.Unlock()
+				if who == "a" && h != nil {
+					<-h
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range batch {
+					k := pos{m.Partition, m.Offset}
+					applied[k] = append(applied[k], who)
+				}
+				return nil
+			}}, nil
+		}
+	}
+	cfg := stream.ConsumerConfig{Brokers: []string{b.Addr()}, Group: "rebalance", Topics: []string{stream.TopicClicks},
+		MaxBatch: n, CommitInterval: 100 * time.Millisecond, SessionTimeout: 6 * time.Second}
+	run := func(who string) (stop func()) {
+		c, err := stream.NewStagedConsumer(cfg, handler(who), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(rctx) }()
+		return func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("member %s: Run: %v", who, err)
+			}
+		}
+	}
+	stopA := run("a")
+	defer stopA()
+	// a's later stages are held from the start: once it has been handed
+	// records of every partition, whichever partitions move to b, a holds
+	// some of their records in flight.
+	testenv.WaitFor(t, 30*time.Second, "member a holds records of every partition", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handed) == parts
+	})
+	stopB := run("b")
+	defer stopB()
+	// Member b joins and the group rebalances while a's batches are held.
+	time.Sleep(2 * time.Second)
+	close(release)
+	mu.Lock()
+	held = nil
+	mu.Unlock()
+	// More events, until b has applied some: b is given partitions only
+	// once a has finished what it held.
+	byB := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		k := 0
+		for _, who := range applied {
+			if who[0] == "b" {
+				k++
+			}
+		}
+		return k
+	}
+	sent := n
+	for deadline := time.Now().Add(30 * time.Second); byB() == 0; sent += 20 {
+		if time.Now().After(deadline) {
+			t.Fatal("member b applied nothing: the group never moved a partition to it")
+		}
+		publish(sent, sent+20)
+		time.Sleep(50 * time.Millisecond)
+	}
+	testenv.WaitFor(t, 60*time.Second, "every offset applied", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(applied) == sent
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for k, who := range applied {
+		if len(who) > 1 {
+			t.Errorf("partition %d offset %d applied by %v", k.part, k.offset, who)
+		}
+	}
+}
