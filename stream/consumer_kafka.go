@@ -314,11 +314,17 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 		return nil, nil, nil
 	}
 	defer gate.wakeOn(nil)
-	batch = make([]Message, 0, c.cfg.MaxBatch)
 	marks = offsetMarks{}
 	wait := pctx
 	for len(batch) < c.cfg.MaxBatch {
 		fetches := cl.PollRecords(wait, c.cfg.MaxBatch-len(batch))
+		if batch == nil {
+			// Sized by what came, not by MaxBatch: at moderate rates
+			// batches are far smaller than MaxBatch, and a slice of
+			// MaxBatch messages per poll was most of what polling
+			// allocated.
+			batch = make([]Message, 0, fetches.NumRecords())
+		}
 		var ferr error
 		fetches.EachError(func(topic string, part int32, err error) {
 			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) && ferr == nil {
