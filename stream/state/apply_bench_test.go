@@ -83,3 +83,66 @@ func BenchmarkApplyScores(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(events), "redis-µs/event")
 }
+
+// BenchmarkEvalshaCost measures what an EVALSHA costs Redis before the
+// apply script does anything, and what a command inside it adds: scripts
+// that return at once, called with the argument shapes of a score (five
+// keys, seventeen arguments, the bucket and summary values' sizes) and of
+// redis-benchmark's reference (one key, one argument), then with one
+// command each. It reports the Redis CPU per call.
+func BenchmarkEvalshaCost(b *testing.B) {
+	const students, batch = 10_000, 500
+	r := testenv.StartRedis(b)
+	rdb := r.Client(b)
+	ctx := context.Background()
+	small := make([]any, 17)
+	for i := range small {
+		small[i] = "x" + strconv.Itoa(i)
+	}
+	score := append([]any(nil), small...)
+	score[14] = string(make([]byte, bucketLen))
+	score[16] = string(make([]byte, summaryLen))
+	cases := []struct {
+		name   string
+		script string
+		keys   int
+		args   []any
+	}{
+		{"return/1key-1arg", "return {1, ''}", 1, []any{"x"}},
+		{"return/5keys-17small", "return {1, ''}", 5, small},
+		{"return/5keys-17score", "return {1, ''}", 5, score},
+		{"reference-HINCRBY-HSET/1key-1arg", "redis.call('HINCRBY', KEYS[1], 'n', 1) redis.call('HSET', KEYS[1], 'last', ARGV[1]) return 1", 1, []any{"x"}},
+		{"HGET/5keys-17score", "redis.call('HGET', KEYS[1], 'v') return {1, ''}", 5, score},
+		{"HSET-summary/5keys-17score", "redis.call('HSET', KEYS[2], 's', ARGV[17]) return {1, ''}", 5, score},
+		{"HSET-3pairs/5keys-17score", "redis.call('HSET', KEYS[2], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17]) return {1, ''}", 5, score},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			sha, err := rdb.ScriptLoad(ctx, c.script).Result()
+			if err != nil {
+				b.Fatal(err)
+			}
+			keys := make([][]string, students)
+			for st := range keys {
+				for k := range c.keys {
+					keys[st] = append(keys[st], StudentTag("bench-"+strconv.Itoa(st))+":k"+strconv.Itoa(k))
+				}
+			}
+			cpu0 := redisCPU(b, rdb)
+			b.ResetTimer()
+			calls := 0
+			for calls < b.N {
+				pipe := rdb.Pipeline()
+				for i := range batch {
+					pipe.EvalSha(ctx, sha, keys[(calls+i)%students], c.args...)
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+				calls += batch
+			}
+			b.StopTimer()
+			b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(calls), "redis-µs/call")
+		})
+	}
+}
