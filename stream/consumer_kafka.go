@@ -353,8 +353,13 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 				batch = append(batch, m)
 			}
 		})
-		if len(batch) == 0 && ferr != nil {
-			return nil, nil, ferr
+		if ferr != nil {
+			if len(batch) == 0 {
+				return nil, nil, ferr
+			}
+			// Other partitions' records came with it: they are handed
+			// over; the failing partition is fetched again by the client.
+			c.logger.Warn("fetch failed for a partition; the others' records are kept", "err", ferr)
 		}
 		if len(batch) == n {
 			return batch, marks, nil // nothing more within BatchWait, or woken
