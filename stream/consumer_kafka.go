@@ -358,7 +358,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 				return nil, nil, ferr
 			}
 			// Other partitions' records came with it: they are handed
-			// over; the failing partition is fetched again by the client.
+			// over, and the error is not lost.
 			c.logger.Warn("fetch failed for a partition; the others' records are kept", "err", ferr)
 		}
 		if len(batch) == n {
