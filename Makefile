@@ -51,7 +51,7 @@ lint: $(STATICCHECK) models
 # run is repeated, while a real finding (a failing input) fails at once.
 fuzz:
 	@set -e; for spec in \
-		./stream:FuzzDecode ./stream:FuzzDecodeFastMatchesReference \
+		./stream:FuzzDecode ./stream:FuzzDecodeFastMatchesReference ./stream:FuzzTileEncodingMatchesReference \
 		./rules:FuzzLoadPolicy \
 		./dashboard:FuzzParseToken ./dashboard:FuzzParseClientMsg ./dashboard:FuzzStepBody ./dashboard:FuzzClientIP ./dashboard/fanout:FuzzFrameParser \
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace ./vision/models:FuzzParseTFLite \

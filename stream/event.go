@@ -150,6 +150,11 @@ func Encode(e Event) ([]byte, error) {
 	if err := e.Validate(); err != nil {
 		return nil, err
 	}
+	if t, ok := e.(*Tile); ok {
+		if b, ok := appendTile(make([]byte, 0, 256), t); ok {
+			return b, nil
+		}
+	}
 	return json.Marshal(e)
 }
 
