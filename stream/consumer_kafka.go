@@ -148,7 +148,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.cfg.Brokers...),
 		kgo.ClientID("classpulse"),
-		kgo.WithLogger(kgoLogger{c.logger}),
+		kgo.WithLogger(newKgoLogger(c.logger)),
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -321,8 +321,7 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client, gate *rebalanceGate
 		if batch == nil {
 			// Sized by what came, not by MaxBatch: at moderate rates
 			// batches are far smaller than MaxBatch, and a slice of
-			// MaxBatch messages per poll was most of what polling
-			// allocated.
+			// MaxBatch messages is 76 KB at the default.
 			batch = make([]Message, 0, fetches.NumRecords())
 		}
 		var ferr error
@@ -489,15 +488,22 @@ func (g *rebalanceGate) close() {
 
 // kgoLogger passes the client's warnings and errors to slog and, when the
 // logger shows debug lines, its info lines too (joining the group,
-// partitions assigned and revoked) as debug lines.
-type kgoLogger struct{ l *slog.Logger }
-
-func (k kgoLogger) Level() kgo.LogLevel {
-	if k.l.Enabled(context.Background(), slog.LevelDebug) {
-		return kgo.LogLevelInfo
-	}
-	return kgo.LogLevelWarn
+// partitions assigned and revoked) as debug lines. The client asks Level
+// before each line it might log, so the level is settled once, here.
+type kgoLogger struct {
+	l     *slog.Logger
+	level kgo.LogLevel
 }
+
+func newKgoLogger(l *slog.Logger) kgoLogger {
+	level := kgo.LogLevelWarn
+	if l.Enabled(context.Background(), slog.LevelDebug) {
+		level = kgo.LogLevelInfo
+	}
+	return kgoLogger{l: l, level: level}
+}
+
+func (k kgoLogger) Level() kgo.LogLevel { return k.level }
 
 func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	switch level {

@@ -8,22 +8,35 @@ import (
 	"time"
 )
 
+// plainByJSON is the test's own notion of a string the fast encoder may
+// take: printable ASCII that encoding/json writes back unchanged.
+func plainByJSON(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	b, _ := json.Marshal(s)
+	return string(b) == `"`+s+`"`
+}
+
 // sameTileEncoding fails t when appendTile takes t's tile and writes other
-// bytes than encoding/json, or refuses one whose strings are all plain.
-func sameTileEncoding(t *testing.T, tile *Tile) {
+// bytes than encoding/json, or refuses one it should take (every string
+// plain, attention finite). It reports whether appendTile took it.
+func sameTileEncoding(t *testing.T, tile *Tile) bool {
 	t.Helper()
 	want, werr := json.Marshal(tile)
 	got, ok := appendTile(nil, tile)
 	plain := true
 	for _, s := range []string{tile.ID, tile.Student, tile.Session, tile.Course, tile.Dominant, tile.WarningLevel} {
-		plain = plain && plainJSON(s)
+		plain = plain && plainByJSON(s)
 	}
 	finite := !math.IsNaN(tile.Attention) && !math.IsInf(tile.Attention, 0)
 	if ok != (plain && finite) {
 		t.Fatalf("appendTile ok=%v for a tile with plain strings %v and a finite attention %v: %+v", ok, plain, finite, tile)
 	}
 	if !ok {
-		return
+		return false
 	}
 	if werr != nil {
 		t.Fatalf("appendTile wrote %s where encoding/json fails: %v", got, werr)
@@ -31,6 +44,7 @@ func sameTileEncoding(t *testing.T, tile *Tile) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("appendTile and encoding/json differ:\n got %s\nwant %s", got, want)
 	}
+	return true
 }
 
 func TestTileEncodingIsEncodingJSONsByteForByte(t *testing.T) {
@@ -41,30 +55,33 @@ func TestTileEncodingIsEncodingJSONsByteForByte(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
+		fast   bool // appendTile takes it
 		modify func(*Tile)
 	}{
-		{"every field", func(*Tile) {}},
-		{"optional fields empty", func(x *Tile) { x.Dominant, x.WarningLevel = "", "" }},
-		{"attention zero", func(x *Tile) { x.Attention = 0 }},
-		{"attention one", func(x *Tile) { x.Attention = 1 }},
-		{"attention one third", func(x *Tile) { x.Attention = 1.0 / 3 }},
-		{"attention below 1e-6 takes the exponent form", func(x *Tile) { x.Attention = 1.5e-7 }},
-		{"attention just at 1e-6", func(x *Tile) { x.Attention = 1e-6 }},
-		{"attention with a two-digit exponent", func(x *Tile) { x.Attention = 2.5e-12 }},
-		{"attention negative zero", func(x *Tile) { x.Attention = math.Copysign(0, -1) }},
-		{"time in another zone is written in UTC", func(x *Tile) { x.TS = Time{ts.In(time.FixedZone("X", 3600))} }},
-		{"time with whole seconds", func(x *Tile) { x.TS = At(ts.Truncate(time.Second)) }},
-		{"flags false", func(x *Tile) { x.Captured, x.FacePresent, x.Masked = false, false, true }},
-		{"a string encoding/json escapes (<) takes encoding/json", func(x *Tile) { x.Session = "a<b" }},
-		{"a string with a quote takes encoding/json", func(x *Tile) { x.Student = `st"u` }},
-		{"non-ASCII takes encoding/json", func(x *Tile) { x.Course = "lógica" }},
-		{"NaN is refused by both", func(x *Tile) { x.Attention = math.NaN() }},
+		{"every field", true, func(*Tile) {}},
+		{"optional fields empty", true, func(x *Tile) { x.Dominant, x.WarningLevel = "", "" }},
+		{"attention zero", true, func(x *Tile) { x.Attention = 0 }},
+		{"attention one", true, func(x *Tile) { x.Attention = 1 }},
+		{"attention one third", true, func(x *Tile) { x.Attention = 1.0 / 3 }},
+		{"attention below 1e-6 takes the exponent form", true, func(x *Tile) { x.Attention = 1.5e-7 }},
+		{"attention just at 1e-6", true, func(x *Tile) { x.Attention = 1e-6 }},
+		{"attention with a two-digit exponent", true, func(x *Tile) { x.Attention = 2.5e-12 }},
+		{"attention negative zero", true, func(x *Tile) { x.Attention = math.Copysign(0, -1) }},
+		{"time in another zone is written in UTC", true, func(x *Tile) { x.TS = Time{ts.In(time.FixedZone("X", 3600))} }},
+		{"time with whole seconds", true, func(x *Tile) { x.TS = At(ts.Truncate(time.Second)) }},
+		{"flags false", true, func(x *Tile) { x.Captured, x.FacePresent, x.Masked = false, false, true }},
+		{"a string encoding/json escapes (<) takes encoding/json", false, func(x *Tile) { x.Session = "a<b" }},
+		{"a string with a quote takes encoding/json", false, func(x *Tile) { x.Student = `st"u` }},
+		{"non-ASCII takes encoding/json", false, func(x *Tile) { x.Course = "lógica" }},
+		{"NaN is refused by both", false, func(x *Tile) { x.Attention = math.NaN() }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			tile := base()
 			c.modify(tile)
-			sameTileEncoding(t, tile)
+			if took := sameTileEncoding(t, tile); took != c.fast {
+				t.Fatalf("appendTile took the tile: %v, want %v", took, c.fast)
+			}
 		})
 	}
 }
@@ -78,6 +95,12 @@ func TestEncodeOfATileIsTheReferenceEncoding(t *testing.T) {
 	want, _ := json.Marshal(tile)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("Encode %s, encoding/json %s", got, want)
+	}
+	// Encode takes the fast encoder: fewer allocations than encoding/json.
+	encAllocs := testing.AllocsPerRun(100, func() { _, _ = Encode(tile) })
+	jsonAllocs := testing.AllocsPerRun(100, func() { _, _ = json.Marshal(tile) })
+	if encAllocs >= jsonAllocs {
+		t.Errorf("Encode made %v allocations a tile, encoding/json %v: Encode did not take appendTile", encAllocs, jsonAllocs)
 	}
 	back, err := Decode(TopicTiles, got)
 	if err != nil {

@@ -621,10 +621,9 @@ func TestRebalanceWaitsForBatchesInFlightBeforePartitionsMove(t *testing.T) {
 	}
 	var (
 		mu      sync.Mutex
-		applied = map[pos][]string{} // who applied each offset
-		handed  = map[int]bool{}     // partitions member a was handed records of
-		release = make(chan struct{})
-		held    = release // while open, member a's later stages wait
+		applied = map[pos][]string{}  // who applied each offset
+		handed  = map[int]bool{}      // partitions member a was handed records of
+		release = make(chan struct{}) // member a's later stages wait until it is closed
 	)
 	handler := func(who string) stream.StagedHandler {
 		return func(_ context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
@@ -636,11 +635,8 @@ func TestRebalanceWaitsForBatchesInFlightBeforePartitionsMove(t *testing.T) {
 				mu.Unlock()
 			}
 			return []func(context.Context) error{func(context.Context) error {
-				mu.Lock()
-				h := held
-				mu.Unlock()
-				if who == "a" && h != nil {
-					<-h
+				if who == "a" {
+					<-release
 				}
 				mu.Lock()
 				defer mu.Unlock()
@@ -684,9 +680,6 @@ func TestRebalanceWaitsForBatchesInFlightBeforePartitionsMove(t *testing.T) {
 	// Member b joins and the group rebalances while a's batches are held.
 	time.Sleep(2 * time.Second)
 	close(release)
-	mu.Lock()
-	held = nil
-	mu.Unlock()
 	// More events, until b has applied some: b is given partitions only
 	// once a has finished what it held.
 	byB := func() int {

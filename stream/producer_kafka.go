@@ -98,7 +98,7 @@ func NewProducer(cfg ProducerConfig, logger *slog.Logger) (*Producer, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
-		kgo.WithLogger(kgoLogger{logger}),
+		kgo.WithLogger(newKgoLogger(logger)),
 		// Murmur2 on the key is the Java client's partitioner, so our events
 		// and those of other Kafka producers in a school agree on a
 		// student's partition.
