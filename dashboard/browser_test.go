@@ -197,6 +197,7 @@ func TestBrowserStudentPageShowsTheSessionSoFar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	start := time.Now().Add(-15 * time.Minute).Truncate(time.Second)
 	var ops []state.Op
 	for i := 0; i < 900; i++ {

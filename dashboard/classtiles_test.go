@@ -43,6 +43,7 @@ func TestClassTilesShowRosterStudentsWithoutCameraAsNotCaptured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	revoke := &stream.Consent{Header: stream.NewHeader("s3", time.Now()), Scope: stream.ScopeCamera, Granted: false, PolicyVersion: "2026-1"}
 	if _, err := st.Apply(ctx, rules.DefaultPolicy(), []state.Op{{Event: revoke, Topic: stream.TopicConsent, Offset: 1}}); err != nil {
 		t.Fatal(err)

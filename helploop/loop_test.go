@@ -102,6 +102,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = st.Close() })
 	reader, err := state.NewReader(rdb, state.Config{})
 	if err != nil {
 		t.Fatal(err)

@@ -145,6 +145,7 @@ func TestWrittenBackPredictionReachesThePredictedRiskRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	yaml := strings.Replace(string(rules.DefaultPolicyYAML()), "predicted_risk:\n  enabled: false", "predicted_risk:\n  enabled: true", 1)
 	policy, err := rules.LoadPolicy([]byte(yaml), "on.yaml")
 	if err != nil {

@@ -104,6 +104,7 @@ func applyThroughProcessor(t *testing.T, events []stream.Event) *redis.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	reg := prometheus.NewRegistry()
 	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}, NoClassStage: true}, store, rules.NewHolder(rules.DefaultPolicy()), prod, logger, reg)
 	if err != nil {

@@ -37,7 +37,7 @@ type BatchHandler func(ctx context.Context, batch []Message) error
 type StagedHandler func(ctx context.Context, batch []Message) (later []func(context.Context) error, err error)
 
 // MaxLaterStages is the most later stages a StagedHandler may return.
-const MaxLaterStages = 2
+const MaxLaterStages = 3
 
 // ConsumerConfig configures a Consumer. Brokers is required; every other
 // field documents its default.

@@ -117,6 +117,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 
 	var (
 		seen       atomic.Int64
+		batches    atomic.Int64 // batches applied
 		firstBatch atomic.Int64 // unix nanos of the first applied batch
 		firstN     atomic.Int64 // its size
 		lastBatch  atomic.Int64
@@ -144,6 +145,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		}
 		lastBatch.Store(done.UnixNano())
 		seen.Add(int64(len(batch)))
+		batches.Add(1)
 		p2 := phase2.Load()
 		if p2 == 0 {
 			return
@@ -167,6 +169,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	// The processor publishes through a producer of its own, configured as
 	// `classpulse processor` configures it.
 	procProd, err := stream.NewProducer(stream.ProducerConfig{Brokers: brokers}, logger)
@@ -224,6 +227,10 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "saturated events=%d seconds=%.2f events_per_s=%.0f\n", *events, drain.Seconds(), rate)
+	// How the processor took them: batches of what size, and how many
+	// scores Redis refused as computed on a stale copy (each costs a
+	// second round).
+	fmt.Fprintf(out, "saturated batches=%d mean_batch=%.0f stale_scores=%d\n", batches.Load(), float64(*events)/float64(max(batches.Load(), 1)), store.StaleCopies())
 	if err := cpu.report(ctx, out, "saturated", *events); err != nil {
 		return err
 	}

@@ -117,6 +117,7 @@ func benchSoak(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	policy, err := loadPolicy("")
 	if err != nil {
 		return err

@@ -83,6 +83,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	policy, err := loadPolicy("")
 	if err != nil {
 		return err

@@ -32,6 +32,7 @@ func seedStudent(t *testing.T, ctx context.Context, rdb redis.UniversalClient, p
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	now := time.Now().UTC()
 	consent := &stream.Consent{Header: stream.NewHeader(student, now.Add(-3*time.Second)), Scope: stream.ScopeCamera, Granted: true, PolicyVersion: "2026-09"}
 	score := &stream.Score{Header: stream.NewHeader(student, now.Add(-2*time.Second)), Session: "S1", Course: "law", WindowMS: 1000, Frames: 10,

@@ -64,6 +64,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer store.Close()
 	policy, err := loadPolicy(*policyPath)
 	if err != nil {
 		return err

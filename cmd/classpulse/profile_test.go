@@ -28,6 +28,7 @@ func seedState(t *testing.T, rdb *redis.Client, students int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	var ops []state.Op
 	now := time.Now().Add(-time.Hour)
 	for s := range students {

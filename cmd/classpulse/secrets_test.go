@@ -79,6 +79,7 @@ func TestNoSecretInLogsOrMetricsOfAFullRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	policy, err := loadPolicy("")
 	if err != nil {
 		t.Fatal(err)

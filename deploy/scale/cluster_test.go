@@ -67,6 +67,7 @@ func TestStudentStateLandsOnTheShardThatOwnsItsSlot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	const students = 300
 	ops := scoreOps(students, 6, time.Now())
 	res, err := store.Apply(ctx, noTerm{}, ops)

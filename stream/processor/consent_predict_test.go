@@ -33,6 +33,7 @@ func handler(t *testing.T, policy *rules.Policy) (*processor.Processor, *testenv
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	reg := prometheus.NewRegistry()
 	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}}, store, rules.NewHolder(policy), prod, nil, reg)
 	if err != nil {
@@ -149,6 +150,7 @@ func TestARevocationAppliedByAStoppedRunIsStillAudited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = stopped.Close() })
 	res, err := stopped.Apply(ctx, nil, []state.Op{{Event: revoke, Topic: stream.TopicConsent, Offset: 0, Audit: true}})
 	if err != nil || res[0].Status != state.Erased {
 		t.Fatalf("the stopped run's apply: %+v %v", res, err)

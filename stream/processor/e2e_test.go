@@ -54,6 +54,7 @@ func startPipeline(t *testing.T) *pipeline {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	p.proc, err = processor.New(processor.Config{Brokers: []string{p.broker.Addr()}}, store, rules.NewHolder(rules.DefaultPolicy()), p.prod, logger, p.reg)
 	if err != nil {
 		t.Fatal(err)
@@ -347,6 +348,7 @@ func TestEUJurisdictionSendsEmotionScoresToTheDLQ(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	reg := prometheus.NewRegistry()
 	proc, err := processor.New(processor.Config{Brokers: []string{broker.Addr()}, Jurisdiction: stream.JurisdictionEU}, store,
 		rules.NewHolder(rules.DefaultPolicy()), prod, nil, reg)

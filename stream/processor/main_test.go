@@ -27,6 +27,7 @@ func TestLagSeriesOfPartitionsNoLongerServedExpire(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	var clock atomic.Int64
 	clock.Store(time.Now().UnixNano())
 	reg := prometheus.NewRegistry()

@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) *metrics {
 		}),
 		scriptDur: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "classpulse_processor_script_duration_seconds",
-			Help:    "Duration of one pipelined round of apply scripts for a batch.",
+			Help:    "Duration of one pipelined round of apply scripts for a group of a batch, from writing it to Redis to its last reply (with the rounds that send refused events again).",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		lag: f.NewGaugeVec(prometheus.GaugeOpts{

@@ -43,6 +43,7 @@ func newMember(t *testing.T, broker string, rdb redis.UniversalClient, prod *str
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	m := &member{reg: prometheus.NewRegistry()}
 	m.proc, err = processor.New(cfg, store, rules.NewHolder(rules.DefaultPolicy()), prod, quietLogger(), m.reg)
 	if err != nil {

@@ -138,13 +138,66 @@ type Processor struct {
 	lagSeen map[lagKey]time.Time // last batch per partition, to expire series
 	// hook, when set, sees every batch after it had its full effect.
 	hook func(batch []stream.Message, done time.Time)
-	// pending holds the open-warnings documents a batch's apply stage
-	// computed and its publishing stage has not saved yet, by student: the
-	// next batch's apply stage evaluates against these, not Redis's.
-	pending struct {
-		sync.Mutex
-		opens map[string][]byte
+	// pending holds the open-warnings documents the batches' apply stages
+	// computed, by student, until every batch that may have read an older
+	// stored one has evaluated: a batch evaluates against these, not what
+	// its scripts read, unless the document was saved before it wrote them.
+	pending pendingDocs
+}
+
+// pendingDocs are open-warnings documents computed and not yet saved, or
+// saved after a batch in flight may have read the stored one. A batch
+// takes a mark (the number of saves so far) before its scripts are
+// written; a document saved after that mark may be newer than what its
+// scripts read.
+type pendingDocs struct {
+	sync.Mutex
+	opens map[string]pendingDoc
+	saves uint64         // saves so far
+	marks map[uint64]int // marks of the batches between write and evaluation
+}
+
+type pendingDoc struct {
+	doc   []byte
+	saved uint64 // the save that wrote it; 0 not saved yet
+}
+
+// mark registers a batch about to write its scripts; done must follow.
+func (d *pendingDocs) mark() uint64 {
+	d.Lock()
+	defer d.Unlock()
+	m := d.saves
+	d.marks[m]++
+	return m
+}
+
+// done unregisters a batch's mark and drops the documents saved before
+// every batch still registered wrote its scripts: those read them.
+func (d *pendingDocs) done(m uint64) {
+	d.Lock()
+	defer d.Unlock()
+	if d.marks[m]--; d.marks[m] <= 0 {
+		delete(d.marks, m)
 	}
+	oldest := d.saves
+	for k := range d.marks {
+		oldest = min(oldest, k)
+	}
+	for id, p := range d.opens {
+		if p.saved != 0 && p.saved <= oldest {
+			delete(d.opens, id)
+		}
+	}
+}
+
+// newer returns the document of student id a batch with mark m must
+// evaluate against instead of the one its script read, if any.
+func (d *pendingDocs) newer(id string, m uint64) ([]byte, bool) {
+	p, ok := d.opens[id]
+	if !ok || (p.saved != 0 && p.saved <= m) {
+		return nil, false
+	}
+	return p.doc, true
 }
 
 // Option sets a wiring or test seam.
@@ -175,7 +228,8 @@ func New(cfg Config, store *state.Store, policy PolicySource, pub Publisher, log
 	}
 	p := &Processor{cfg: cfg, store: store, rdb: store.Client(), policy: policy, pub: pub,
 		logger: logger.With("component", "processor"), m: newMetrics(reg, store), now: time.Now, lagSeen: map[lagKey]time.Time{}}
-	p.pending.opens = map[string][]byte{}
+	p.pending.opens = map[string]pendingDoc{}
+	p.pending.marks = map[uint64]int{}
 	for _, o := range opts {
 		o(p)
 	}

@@ -3,6 +3,7 @@ package processor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -34,62 +35,80 @@ func scoreBatch(t *testing.T, student string, first, n int, attention float64, e
 
 // The consumer runs a batch's publishing stage (publishing, saving the
 // open-warnings documents) while the next batch's apply stage evaluates
-// the policy. That evaluation must see the warnings the previous batch
-// raised even though they are not saved yet, or every batch in a row
-// would raise the same warning again.
+// the policy, and writes a batch's scripts before the batch before it
+// evaluated. That evaluation must see the warnings the previous batch
+// raised even though they were not saved when its scripts read the stored
+// document, or every batch in a row would raise the same warning again.
 func TestNextBatchSeesWarningsRaisedByABatchNotYetFlushed(t *testing.T) {
 	p := startPipeline(t)
 	p.stop() // drive the stages directly
 	ctx := context.Background()
 	now := time.Now()
-	student := "staged-stu"
-
-	stages1, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 0, 90, 0.1, now.Add(-30*time.Second)))
-	if err != nil {
-		t.Fatal(err)
+	batches := func(student string) [2][]stream.Message {
+		return [2][]stream.Message{scoreBatch(t, student, 0, 90, 0.1, now.Add(-30*time.Second)), scoreBatch(t, student, 90, 30, 0.1, now)}
 	}
-	if len(stages1) != 2 {
-		t.Fatalf("%d later stages, want apply and publish", len(stages1))
-	}
-	stages2, err := p.proc.StageBatch(ctx, scoreBatch(t, student, 90, 30, 0.1, now))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// As the consumer may run them: both applied, the second evaluated,
-	// before the first publishes and saves its documents.
-	for i, f := range []func(context.Context) error{stages1[0], stages2[0], stages1[1], stages2[1]} {
-		if err := f(ctx); err != nil {
+	raised := func() int64 {
+		n, err := p.rdb.XLen(ctx, state.LiveWarnings).Result()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); i < 2 && doc != "" {
-			t.Fatalf("the open warnings %s were saved before any publishing stage", doc)
-		}
-	}
-	if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc == "" {
-		t.Fatal("90 s of attention 0.1 left no open warning")
-	}
-	raised, err := p.rdb.XLen(ctx, state.LiveWarnings).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if raised == 0 {
-		t.Fatal("no warning reached the live feed")
+		return n
 	}
 
-	// The same two batches handled one after the other, fully, by a
-	// fresh student raise exactly as many warnings.
-	other := "serial-stu"
-	for _, b := range [][]stream.Message{scoreBatch(t, other, 0, 90, 0.1, now.Add(-30*time.Second)), scoreBatch(t, other, 90, 30, 0.1, now)} {
+	// The two batches handled one after the other, fully.
+	for _, b := range batches("serial-stu") {
 		if err := p.proc.HandleBatch(ctx, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	total, err := p.rdb.XLen(ctx, state.LiveWarnings).Result()
-	if err != nil {
-		t.Fatal(err)
+	serial := raised()
+	if serial == 0 {
+		t.Fatal("90 s of attention 0.1 raised no warning")
 	}
-	if total-raised != raised {
-		t.Fatalf("overlapped stages raised %d warnings, serial handling %d", raised, total-raised)
+
+	// Orders the consumer may run the later stages of two batches in
+	// (write, apply, publish; each stage of the second after the same
+	// stage of the first): {batch, stage}.
+	type step struct{ batch, stage int }
+	cases := []struct {
+		name  string
+		order []step
+	}{
+		{"both written and applied before the first publishes", []step{{0, 0}, {1, 0}, {0, 1}, {1, 1}, {0, 2}, {1, 2}}},
+		{"the first saves between the second's write and its evaluation", []step{{0, 0}, {1, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}}},
+		{"the second written after the first evaluated", []step{{0, 0}, {0, 1}, {1, 0}, {1, 1}, {0, 2}, {1, 2}}},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			student := fmt.Sprintf("staged-stu-%d", i)
+			before := raised()
+			var stages [2][]func(context.Context) error
+			for b, batch := range batches(student) {
+				var err error
+				if stages[b], err = p.proc.StageBatch(ctx, batch); err != nil {
+					t.Fatal(err)
+				}
+				if len(stages[b]) != 3 {
+					t.Fatalf("%d later stages, want write, apply and publish", len(stages[b]))
+				}
+			}
+			published := false
+			for _, s := range c.order {
+				if err := stages[s.batch][s.stage](ctx); err != nil {
+					t.Fatal(err)
+				}
+				published = published || s.stage == 2
+				if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); !published && doc != "" {
+					t.Fatalf("the open warnings %s were saved before any publishing stage", doc)
+				}
+			}
+			if doc, _ := p.rdb.Get(ctx, state.WarnKey(student)).Result(); doc == "" {
+				t.Fatal("90 s of attention 0.1 left no open warning")
+			}
+			if got := raised() - before; got != serial {
+				t.Fatalf("overlapped stages raised %d warnings, serial handling %d", got, serial)
+			}
+		})
 	}
 }
 
@@ -118,6 +137,7 @@ func TestWarningsOfABatchAppliedButNeverPublishedAreRaisedOnRedelivery(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = crashStore.Close() })
 	crashed, err := processor.New(processor.Config{Brokers: []string{p.broker.Addr()}, RetryMin: 10 * time.Millisecond},
 		crashStore, rules.NewHolder(rules.DefaultPolicy()), brokerAway{}, nil, prometheus.NewRegistry())
 	if err != nil {
@@ -140,6 +160,7 @@ func TestWarningsOfABatchAppliedButNeverPublishedAreRaisedOnRedelivery(t *testin
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = store.Close() })
 	reg := prometheus.NewRegistry()
 	next, err := processor.New(processor.Config{Brokers: []string{p.broker.Addr()}}, store, rules.NewHolder(rules.DefaultPolicy()), p.prod, nil, reg)
 	if err != nil {

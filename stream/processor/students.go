@@ -45,13 +45,15 @@ func (p *Processor) HandleBatch(ctx context.Context, batch []stream.Message) err
 
 // StageBatch is HandleBatch in stages (stream.StagedHandler), as the
 // processor's consumers run it: the call decodes the batch and computes
-// its scores on the store's copies of live state; it returns the apply
-// stage (apply in Redis, evaluate the policy) and the publishing stage
-// (publish warnings and tiles to Kafka, mirror warnings into the live
-// feed, save the open-warnings documents). The consumer overlaps them
-// across batches, so that the Go side of one batch runs while Redis
-// applies the one before. A batch's apply stage sees the documents of the
-// one before even if they are not saved yet (p.pending).
+// its scores on the store's copies of live state; it returns the write
+// stage (send the scripts to Redis without waiting for the replies), the
+// apply stage (read the replies, evaluate the policy) and the publishing
+// stage (publish warnings and tiles to Kafka, mirror warnings into the
+// live feed, save the open-warnings documents). The consumer overlaps them
+// across batches, so that Redis applies one batch while the Go side reads
+// the replies of the one before, and the next is decoded and written. A
+// batch's apply stage sees the documents of the ones before even if they
+// are not saved yet (p.pending).
 func (p *Processor) StageBatch(ctx context.Context, batch []stream.Message) ([]func(context.Context) error, error) {
 	return p.stage(ctx, batch, true)
 }
@@ -108,9 +110,22 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	if err != nil {
 		return nil, err
 	}
+	var mark uint64
 	return []func(context.Context) error{
 		func(ctx context.Context) error {
-			return p.applyStage(ctx, batch, out, policy, ops, prep, publish)
+			// Written without waiting: Redis executes this batch after the
+			// one before, whose replies may still be on their way.
+			if publish {
+				mark = p.pending.mark()
+			}
+			p.write(ctx, prep)
+			return nil
+		},
+		func(ctx context.Context) error {
+			if publish {
+				defer p.pending.done(mark)
+			}
+			return p.applyStage(ctx, batch, out, policy, ops, prep, mark, publish)
 		},
 		func(ctx context.Context) error {
 			if !publish {
@@ -121,27 +136,11 @@ func (p *Processor) stage(ctx context.Context, batch []stream.Message, publish b
 	}, nil
 }
 
-// applyStage is the second stage of a batch: it sends the prepared batch
-// to Redis and evaluates the policy once per student touched, into out.
-func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out *outputs, policy *rules.Policy, ops []state.Op, prep []prepared, publish bool) error {
-	// The documents the previous batch computed and has not saved yet are
-	// looked up before the scripts read the stored ones: once it has saved
-	// a document it drops it from pending, possibly after a script here
-	// read the older stored one.
-	var unsaved map[string][]byte
-	if publish {
-		p.pending.Lock()
-		for _, op := range ops {
-			id := op.Event.EventHeader().Student
-			if doc, ok := p.pending.opens[id]; ok {
-				if unsaved == nil {
-					unsaved = map[string][]byte{}
-				}
-				unsaved[id] = doc
-			}
-		}
-		p.pending.Unlock()
-	}
+// applyStage is the third stage of a batch: it reads the batch's results
+// from Redis (written by the second, p.write) and evaluates the policy
+// once per student touched, into out. mark is the batch's mark in
+// p.pending, taken before its scripts were written.
+func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out *outputs, policy *rules.Policy, ops []state.Op, prep []prepared, mark uint64, publish bool) error {
 	results, err := p.send(ctx, policy, ops, prep)
 	if err != nil {
 		return err
@@ -211,17 +210,21 @@ func (p *Processor) applyStage(ctx context.Context, batch []stream.Message, out 
 	if err := p.readCampus(ctx, policy, ids, students); err != nil {
 		return err
 	}
+	// A document a batch before this one computed and had not saved when
+	// this one's scripts read the stored one is newer than what they read.
+	p.pending.Lock()
 	for _, id := range ids {
-		if doc, ok := unsaved[id]; ok {
+		if doc, ok := p.pending.newer(id, mark); ok {
 			students[id].open = doc
 		}
 	}
+	p.pending.Unlock()
 	for _, id := range ids {
 		p.evaluateStudent(policy, id, students[id], out)
 	}
 	p.pending.Lock()
 	for id, doc := range out.opens {
-		p.pending.opens[id] = doc
+		p.pending.opens[id] = pendingDoc{doc: doc}
 	}
 	p.pending.Unlock()
 	p.recordLag(batch)
@@ -248,15 +251,20 @@ func (p *Processor) publishStage(ctx context.Context, batch []stream.Message, ou
 			return err
 		}
 	}
-	p.pending.Lock()
-	for id, doc := range out.opens {
-		// A later batch may have a newer document pending already;
-		// an equal one is what Redis holds now.
-		if cur, ok := p.pending.opens[id]; ok && bytes.Equal(cur, doc) {
-			delete(p.pending.opens, id)
+	if len(out.opens) > 0 {
+		p.pending.Lock()
+		p.pending.saves++
+		for id, doc := range out.opens {
+			// A later batch may have a newer document pending already;
+			// an equal one is what Redis holds now, and goes once every
+			// batch in flight has read it (pendingDocs.done).
+			if cur, ok := p.pending.opens[id]; ok && cur.saved == 0 && bytes.Equal(cur.doc, doc) {
+				cur.saved = p.pending.saves
+				p.pending.opens[id] = cur
+			}
 		}
+		p.pending.Unlock()
 	}
-	p.pending.Unlock()
 	p.countWarnings(out.warnings)
 	if p.hook != nil {
 		p.hook(batch, time.Now())
@@ -312,9 +320,10 @@ func (p *Processor) parallel(n int, f func(lo, hi int)) {
 
 // prepared is one group of a batch, prepared (state.Store.Prepare).
 type prepared struct {
-	idx  []int // the group's ops, by index in the batch
-	ops  []state.Op
-	prep *state.Prepared
+	idx     []int // the group's ops, by index in the batch
+	ops     []state.Op
+	prep    *state.Prepared
+	written time.Time // when write sent prep
 }
 
 // prepare splits a batch's students into Parallel groups and prepares each
@@ -362,10 +371,23 @@ func (p *Processor) prepare(ctx context.Context, policy *rules.Policy, ops []sta
 	return groups, nil
 }
 
-// send applies the prepared groups of a batch to the state, each in its
-// own pipelined round trip, concurrently, and returns the results in the
-// batch's order. A group that fails is applied again, afresh, until it
-// succeeds or ctx ends.
+// write sends each prepared group of a batch to Redis on its own lane,
+// without waiting for the replies (state.Store.Write): group g of every
+// batch goes on lane g, so Redis applies a group's batches in order while
+// their replies are read, by send, in the next stage.
+func (p *Processor) write(ctx context.Context, groups []prepared) {
+	for g := range groups {
+		if groups[g].prep != nil {
+			groups[g].written = time.Now()
+			p.store.Write(ctx, groups[g].prep, g)
+		}
+	}
+}
+
+// send reads the results of the prepared groups of a batch (written by
+// write; a group it did not write is sent now), each concurrently, and
+// returns them in the batch's order. A group that fails is applied again,
+// afresh, until it succeeds or ctx ends.
 func (p *Processor) send(ctx context.Context, policy *rules.Policy, ops []state.Op, groups []prepared) ([]state.Result, error) {
 	results := make([]state.Result, len(ops))
 	var eg errgroup.Group
@@ -376,10 +398,13 @@ func (p *Processor) send(ctx context.Context, policy *rules.Policy, ops []state.
 		eg.Go(func() error {
 			return p.retry(ctx, "apply", func() error {
 				start := time.Now()
+				if g.prep != nil && !g.written.IsZero() {
+					start = g.written
+				}
 				var res []state.Result
 				var err error
 				if g.prep != nil {
-					res, err = p.store.Send(ctx, g.prep)
+					res, err = p.store.Await(ctx, g.prep)
 					g.prep = nil
 				} else {
 					res, err = p.store.Apply(ctx, policy, g.ops)

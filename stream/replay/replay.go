@@ -196,6 +196,7 @@ func (r *Replayer) Run(ctx context.Context, in io.Reader, out io.Writer) (*Repor
 	if err != nil {
 		return rep, err
 	}
+	defer store.Close()
 	clock := &eventClock{}
 	pub := &capture{}
 	proc, err := processor.New(r.cfg.Processor, store, r.policy, pub, r.logger, prometheus.NewRegistry(), processor.WithClock(clock.now))

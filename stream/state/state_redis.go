@@ -89,9 +89,22 @@ type Store struct {
 	ttl     string
 	mu      sync.Mutex
 	live    map[string]*rolling // student → copy; taken out while a batch works on it
-	stale   atomic.Int64        // script refusals of stale copies
-	loaded  atomic.Bool         // the script was loaded once
+	// sent holds, per student and offset field, the offset of the last
+	// script call prepared and not yet confirmed by its reply: a later
+	// batch's first call of the chain names it as its predecessor (ARGV
+	// 5), so that a batch written while an earlier one is outstanding
+	// (Write) cannot overtake an event of it that then fails.
+	sent   map[chain]int64
+	stale  atomic.Int64 // script refusals of stale copies
+	loaded atomic.Bool  // the script was loaded once
+	// lanes are the ordered connections Write sends on, by lane; made on
+	// first use, over a single-node client only.
+	lanesMu sync.Mutex
+	lanes   []*orderedConn
 }
+
+// chain names one student's events read from one offset field.
+type chain struct{ student, field string }
 
 // New returns a store over rdb (a client, a cluster client or a ring).
 func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
@@ -101,7 +114,43 @@ func New(rdb redis.UniversalClient, cfg Config) (*Store, error) {
 	}
 	return &Store{rdb: rdb, cfg: cfg, script: redis.NewScript(applySource),
 		horizon: int64(cfg.Horizon / time.Second), ttl: strconv.FormatInt(int64(cfg.LiveTTL/time.Second), 10),
-		live: map[string]*rolling{}}, nil
+		live: map[string]*rolling{}, sent: map[chain]int64{}}, nil
+}
+
+// Close closes the store's ordered connections (Write); the client given
+// to New is the caller's to close.
+func (s *Store) Close() error {
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	var first error
+	for _, c := range s.lanes {
+		if c != nil {
+			if err := c.close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	s.lanes = nil
+	return first
+}
+
+// lane returns the ordered connection of lane i, nil when the client is
+// not a single node (a cluster client routes by slot; it has no one
+// connection to keep an order on).
+func (s *Store) lane(i int) *orderedConn {
+	c, ok := s.rdb.(*redis.Client)
+	if !ok || i < 0 {
+		return nil
+	}
+	s.lanesMu.Lock()
+	defer s.lanesMu.Unlock()
+	for len(s.lanes) <= i {
+		s.lanes = append(s.lanes, nil)
+	}
+	if s.lanes[i] == nil {
+		s.lanes[i] = newOrderedConn(c.Options())
+	}
+	return s.lanes[i]
 }
 
 // Client is the Redis client the store writes through.
@@ -218,7 +267,9 @@ type Prepared struct {
 	cal   Calendar
 	ops   []Op
 	out   []Result
-	calls []call // the first round
+	calls []call  // the first round
+	fl    *flight // the first round, written (Write) and not read yet
+	load  bool    // fl starts with a SCRIPT LOAD
 	sent  bool
 }
 
@@ -226,8 +277,8 @@ type Prepared struct {
 // score on the store's copies of live state (loading the missing ones) and
 // lays out every script call, so that a caller can prepare the next batch
 // while Redis executes this one. The copies stay in the store, ahead of
-// Redis, for the next Prepare to build on; Send must follow in batch
-// order, each after the previous Send returned.
+// Redis, for the next Prepare to build on; Send (or Write, then Await)
+// must follow in batch order.
 //
 // Nothing a Prepare assumed can make a later batch wrong: a score computed
 // on a copy Redis does not hold is refused by the script's compare-and-set
@@ -258,6 +309,102 @@ func (s *Store) Send(ctx context.Context, p *Prepared) ([]Result, error) {
 	}
 	p.sent = true
 	stale, err := s.send(ctx, p.ops, p.calls, p.out)
+	return s.rounds(ctx, p, stale, err)
+}
+
+// Write sends a prepared batch's calls on an ordered connection of the
+// store (one per lane) and returns without waiting for the replies; Await
+// reads them. Redis executes what one lane carries in the order written,
+// so a caller can write batch k+1 while batch k's replies are still
+// outstanding, and Redis need not wait between batches. Should batch k
+// fail after k+1 was written, a student's later events cannot overtake
+// the failed ones: each student's first call of a batch names the last
+// call of the batches still unconfirmed (the script's gap check), and a
+// call refused so is sent again by Await, once the batches before it are
+// applied. Await must follow in batch order.
+//
+// Until the script is known to be loaded (the first batch, and after a
+// NOSCRIPT reply), the batch's calls follow a SCRIPT LOAD on the lane.
+//
+// Write does nothing over a cluster client (no one connection to keep the
+// order on) or for a batch with no calls; Await then sends the batch
+// itself.
+func (s *Store) Write(ctx context.Context, p *Prepared, lane int) {
+	if p.sent || p.fl != nil || len(p.calls) == 0 {
+		return
+	}
+	c := s.lane(lane)
+	if c == nil {
+		return
+	}
+	p.load = !s.loaded.Load()
+	cmds := make([][]any, 0, len(p.calls)+1)
+	if p.load {
+		cmds = append(cmds, []any{"script", "load", applySource})
+	}
+	cmds = cmds[:len(cmds)+len(p.calls)]
+	load := len(cmds) - len(p.calls)
+	for i, call := range p.calls {
+		i += load
+		if call.getOpen {
+			cmds[i] = []any{"get", WarnKey(call.student)}
+			continue
+		}
+		cmd := make([]any, 0, 3+len(call.keys)+len(call.args))
+		cmd = append(cmd, "evalsha", s.script.Hash(), len(call.keys))
+		for _, k := range call.keys {
+			cmd = append(cmd, k)
+		}
+		cmds[i] = append(cmd, call.args...)
+	}
+	p.fl = c.send(ctx, cmds)
+}
+
+// Await returns the results of a batch given to Write, sending again what
+// Redis refused as stale or out of order, like Send; a batch Write did not
+// send is sent now.
+func (s *Store) Await(ctx context.Context, p *Prepared) ([]Result, error) {
+	if p.fl == nil {
+		return s.Send(ctx, p)
+	}
+	if p.sent {
+		return nil, errors.New("state: a prepared batch was sent twice")
+	}
+	p.sent = true
+	vals, err := p.fl.wait(ctx)
+	p.fl = nil
+	if err == nil {
+		err = firstReplyError(vals)
+	}
+	if err == nil && p.load {
+		s.loaded.Store(true)
+		vals = vals[1:]
+	}
+	if err != nil {
+		if isNoScript(err) {
+			s.loaded.Store(false)
+		}
+		s.dropCopies(p.calls)
+		return nil, fmt.Errorf("state: apply pipeline: %w", err)
+	}
+	stale, err := s.receive(p.ops, p.calls, vals, p.out)
+	return s.rounds(ctx, p, stale, err)
+}
+
+// firstReplyError is the first error reply among vals, a missing key
+// aside.
+func firstReplyError(vals []any) error {
+	for _, v := range vals {
+		if err, ok := v.(redisError); ok {
+			return err
+		}
+	}
+	return nil
+}
+
+// rounds computes again and sends the events of p refused as stale, until
+// none is, after the first round returned stale and err.
+func (s *Store) rounds(ctx context.Context, p *Prepared, stale []int, err error) ([]Result, error) {
 	for round := 1; len(stale) > 0; round++ {
 		if err != nil {
 			return nil, err
@@ -283,6 +430,7 @@ type call struct {
 	keys    []string
 	args    []any
 	student string   // set for scores
+	field   string   // the offset field of a script call
 	copy    *rolling // the copy the score was computed on
 	live    *Live    // what the score computed
 	// getOpen: not a script call but a GET of the student's open
@@ -302,13 +450,22 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 	var buf []byte
 	// prevs: the offset of each student's previous script call in this
 	// pipeline, per offset field, for the script's gap check (apply.lua):
-	// calls after one that was not applied change nothing.
-	type chain struct{ student, field string }
+	// calls after one that was not applied change nothing. A student's
+	// first call names the last call of an earlier batch whose reply has
+	// not confirmed it (sent; see Write).
 	prevs := map[chain]int64{}
 	prevOf := func(student, field string, offset int64) string {
 		k := chain{student, field}
 		p, ok := prevs[k]
 		prevs[k] = offset
+		if !ok {
+			s.mu.Lock()
+			p, ok = s.sent[k]
+			s.mu.Unlock()
+			// One at or after this offset is a redelivery's, or the batch
+			// being sent again: nothing before it is outstanding.
+			ok = ok && p < offset
+		}
 		if !ok {
 			return ""
 		}
@@ -345,7 +502,7 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 			if err != nil {
 				return nil, err
 			}
-			calls = append(calls, call{op: i, keys: keys, args: args})
+			calls = append(calls, call{op: i, keys: keys, args: args, field: field})
 			continue
 		}
 		r := copies[sc.Student]
@@ -404,9 +561,16 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 		if r.keys == nil {
 			r.keys = scoreKeys(sc.Student)
 		}
-		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, copy: r, live: st.live})
+		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, field: field, copy: r, live: st.live})
 	}
 	s.mu.Lock()
+	for k, off := range prevs {
+		// A batch sent again (after it failed) must not hide a later
+		// batch's call still outstanding.
+		if cur, ok := s.sent[k]; !ok || off > cur {
+			s.sent[k] = off
+		}
+	}
 	for student, r := range copies {
 		s.live[student] = r
 	}
@@ -425,35 +589,60 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 func (s *Store) send(ctx context.Context, ops []Op, calls []call, out []Result) ([]int, error) {
 	cmds, err := s.exec(ctx, calls)
 	if err != nil {
-		// Redis may hold some of this round, and the copies are ahead of
-		// it: they go, and are loaded again.
-		s.mu.Lock()
-		for _, c := range calls {
-			if c.student != "" {
-				delete(s.live, c.student)
-			}
-		}
-		s.mu.Unlock()
+		s.dropCopies(calls)
 		return nil, err
 	}
+	vals := make([]any, len(cmds))
+	for k, c := range cmds {
+		vals[k] = c.Val()
+	}
+	return s.receive(ops, calls, vals, out)
+}
+
+// dropCopies drops the copies of the students scored in a round that
+// failed: Redis may hold some of it, and the copies are ahead of it, so
+// they go and are loaded again.
+func (s *Store) dropCopies(calls []call) {
+	s.mu.Lock()
+	for _, c := range calls {
+		if c.student != "" {
+			delete(s.live, c.student)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// receive fills the results of one round from its replies (vals, one per
+// call, none an error) and returns the events to send again: scores
+// refused as stale, and events refused because an earlier event of the
+// student, in an earlier batch still outstanding when this one was
+// written, was not applied (the gap check).
+func (s *Store) receive(ops []Op, calls []call, vals []any, out []Result) ([]int, error) {
 	drop := map[string]bool{}
 	confirm := map[*rolling]int64{}
 	var stale []int
+	// done: the calls whose outcome is final, to clear from s.sent.
+	done := make([]bool, len(calls))
 	for k, c := range calls {
 		if c.student == "" {
-			r, err := parseResult(cmds[k].Val())
+			if arr, ok := vals[k].([]any); ok && len(arr) > 0 && arr[0] == int64(6) {
+				stale = append(stale, c.op)
+				continue
+			}
+			r, err := parseResult(vals[k])
 			if err != nil {
 				return nil, fmt.Errorf("state: result of %s offset %d: %w", ops[c.op].Topic, ops[c.op].Offset, err)
 			}
 			out[c.op] = r
+			done[k] = true
 			continue
 		}
 		if c.getOpen {
-			open, _ := cmds[k].Val().(string)
+			open, _ := vals[k].(string)
 			out[c.op] = Result{Status: Duplicate, Live: c.live, Open: []byte(open)}
 			continue
 		}
-		arr, _ := cmds[k].Val().([]any)
+		arr, _ := vals[k].([]any)
 		if len(arr) == 0 {
 			return nil, fmt.Errorf("state: result of %s offset %d: unexpected script reply", ops[c.op].Topic, ops[c.op].Offset)
 		}
@@ -461,6 +650,7 @@ func (s *Store) send(ctx context.Context, ops []Op, calls []call, out []Result) 
 		if code == 1 || code == 5 {
 			confirm[c.copy] = ops[c.op].Offset
 		}
+		done[k] = code != 4 && code != 6
 		switch code {
 		case 1:
 			r := Result{Status: Applied, Live: c.live}
@@ -479,8 +669,9 @@ func (s *Store) send(ctx context.Context, ops []Op, calls []call, out []Result) 
 			out[c.op] = Result{Status: Refused}
 			drop[c.student] = true
 		case 4, 6:
-			// Stale, or (6) after an earlier score of the student in this
-			// round that was: computed again, in order, on a reloaded copy.
+			// Stale, or (6) after an earlier score of the student that
+			// was not applied: computed again, in order, on a reloaded
+			// copy.
 			s.stale.Add(1)
 			stale = append(stale, c.op)
 			drop[c.student] = true
@@ -494,6 +685,15 @@ func (s *Store) send(ctx context.Context, ops []Op, calls []call, out []Result) 
 	}
 	for student := range drop {
 		delete(s.live, student)
+	}
+	for k, c := range calls {
+		if !done[k] {
+			continue
+		}
+		key := chain{ops[c.op].Event.EventHeader().Student, c.field}
+		if off, ok := s.sent[key]; ok && off == ops[c.op].Offset {
+			delete(s.sent, key)
+		}
 	}
 	s.mu.Unlock()
 	return stale, nil
@@ -572,6 +772,7 @@ func (s *Store) forget(student string) {
 func (s *Store) Forget() {
 	s.mu.Lock()
 	clear(s.live)
+	clear(s.sent)
 	s.mu.Unlock()
 }
 
@@ -585,6 +786,11 @@ func (s *Store) ForgetPartition(topic string, partition int) {
 	for student, r := range s.live {
 		if r.offField == field {
 			delete(s.live, student)
+		}
+	}
+	for k := range s.sent {
+		if k.field == field {
+			delete(s.sent, k)
 		}
 	}
 	s.mu.Unlock()

@@ -1,0 +1,200 @@
+package state
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/classpulse/classpulse/internal/testenv"
+	"github.com/classpulse/classpulse/stream"
+)
+
+// studentState is every key of a student's state, as Redis holds it.
+func studentState(t *testing.T, s *Store, student string) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]any{}
+	for _, k := range StudentKeys(student) {
+		switch typ := s.Client().Type(ctx, k).Val(); typ {
+		case "hash":
+			out[k] = s.Client().HGetAll(ctx, k).Val()
+		case "string":
+			out[k] = s.Client().Get(ctx, k).Val()
+		case "none":
+		default:
+			t.Fatalf("%s is a %s", k, typ)
+		}
+	}
+	return out
+}
+
+// mixedBatches are batches of scores and study clicks of a few students,
+// each student in every batch, so that a batch written while the one
+// before is outstanding always meets its students there.
+func mixedBatches(students []string, batches, perStudent int) [][]Op {
+	var out [][]Op
+	off := map[string]int64{}
+	for b := 0; b < batches; b++ {
+		var ops []Op
+		for _, st := range students {
+			for i := 0; i < perStudent; i++ {
+				sec := b*perStudent + i
+				ops = append(ops, Op{Event: score(st, sec, float64(sec%10)/10, 1), Topic: stream.TopicScores, Partition: 2, Offset: off["s"+st]})
+				off["s"+st]++
+				if sec%3 == 0 {
+					c := &stream.Click{Header: stream.NewHeader(st, t0.Add(time.Duration(sec)*time.Second)), Course: "calculus", Kind: stream.KindStudy, DurationS: float64(10 + sec)}
+					ops = append(ops, Op{Event: c, Topic: stream.TopicClicks, Partition: 1, Offset: off["c"+st]})
+					off["c"+st]++
+				}
+			}
+		}
+		out = append(out, ops)
+	}
+	return out
+}
+
+func TestBatchesWrittenBeforeTheRepliesOfTheOnesBeforeApplyLikeOneAtATime(t *testing.T) {
+	ctx := context.Background()
+	students := []string{"st1", "st2", "st3"}
+	batches := mixedBatches(students, 12, 4)
+
+	serial := newStore(t)
+	var want [][]Result
+	for _, ops := range batches {
+		want = append(want, apply(t, serial, ops...))
+	}
+
+	ahead := newStore(t)
+	var preps []*Prepared
+	written := 0
+	for _, ops := range batches {
+		p := prepare(t, ahead, ops...)
+		ahead.Write(ctx, p, 0)
+		if p.fl != nil {
+			written++
+		}
+		preps = append(preps, p)
+	}
+	if written != len(batches) {
+		t.Fatalf("%d of %d batches written ahead", written, len(batches))
+	}
+	for b, p := range preps {
+		got, err := ahead.Await(ctx, p)
+		if err != nil {
+			t.Fatalf("batch %d: %v", b, err)
+		}
+		for i := range got {
+			if got[i].Status != want[b][i].Status || !reflect.DeepEqual(got[i].Live, want[b][i].Live) || !reflect.DeepEqual(got[i].Academic, want[b][i].Academic) {
+				t.Fatalf("batch %d op %d: %+v, applied one batch at a time %+v", b, i, got[i], want[b][i])
+			}
+		}
+	}
+	for _, st := range students {
+		if got, want := studentState(t, ahead, st), studentState(t, serial, st); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: state %v\napplied one batch at a time: %v", st, got, want)
+		}
+	}
+	if n := ahead.StaleCopies(); n != 0 {
+		t.Errorf("%d scores refused as stale; batches on one lane should apply in order", n)
+	}
+}
+
+func TestABatchWrittenAfterOneThatFailsDoesNotOvertakeIt(t *testing.T) {
+	ctx := context.Background()
+	click := func(off int64, dur float64) Op {
+		c := &stream.Click{Header: stream.NewHeader("st1", t0), Course: "calculus", Kind: stream.KindStudy, DurationS: dur}
+		return Op{Event: c, Topic: stream.TopicClicks, Partition: 1, Offset: off}
+	}
+	cases := []struct {
+		name                 string
+		first, second, third []Op
+	}{
+		{"clicks", []Op{click(10, 100)}, []Op{click(12, 20)}, []Op{click(14, 3)}},
+		{"scores", scoreOps("st1", 10, 12), scoreOps("st1", 12, 14), scoreOps("st1", 14, 16)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			apply(t, s, append(scoreOps("st1", 0, 2), click(1, 1))...) // loads the script, makes the copies
+			first := prepare(t, s, c.first...)
+			// The first batch finds no script (a failover to a node
+			// without it, say); the second is written after Redis
+			// refused the first, and finds it again.
+			if err := s.Client().ScriptFlush(ctx).Err(); err != nil {
+				t.Fatal(err)
+			}
+			s.Write(ctx, first, 0)
+			if first.fl == nil {
+				t.Fatal("first batch not written ahead")
+			}
+			if vals, err := first.fl.wait(ctx); err != nil || firstReplyError(vals) == nil {
+				t.Fatalf("first batch: %v, %v; want NOSCRIPT replies", vals, err)
+			}
+			if err := s.script.Load(ctx, s.Client()).Err(); err != nil {
+				t.Fatal(err)
+			}
+			second := prepare(t, s, c.second...)
+			s.Write(ctx, second, 0)
+			if _, err := s.Await(ctx, first); err == nil || !isNoScript(errorsUnwrapAll(err)) {
+				t.Fatalf("first batch: %v, want NOSCRIPT", err)
+			}
+			// The processor applies a failed batch again, afresh, before
+			// it reads the replies of the next.
+			wantAll(t, apply(t, s, c.first...), Applied, 10)
+			// The next batch, prepared and written once the first is
+			// applied again, while the second is still outstanding.
+			third := prepare(t, s, c.third...)
+			s.Write(ctx, third, 0)
+			for i, p := range []*Prepared{second, third} {
+				res, err := s.Await(ctx, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantAll(t, res, Applied, 12+2*i)
+			}
+			want := newStore(t)
+			apply(t, want, append(scoreOps("st1", 0, 2), click(1, 1))...)
+			apply(t, want, c.first...)
+			apply(t, want, c.second...)
+			apply(t, want, c.third...)
+			if got, want := studentState(t, s, "st1"), studentState(t, want, "st1"); !reflect.DeepEqual(got, want) {
+				t.Errorf("state %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
+func TestWriteWithoutAnOrderedConnectionSendsOnAwait(t *testing.T) {
+	ctx := context.Background()
+	r := testenv.StartRedis(t)
+	s, err := New(r.Client(t), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, scoreOps("st1", 0, 1)...)
+	p := prepare(t, s, scoreOps("st1", 1, 3)...)
+	s.Write(ctx, p, -1) // no such lane
+	if p.fl != nil {
+		t.Fatal("written on a lane that does not exist")
+	}
+	res, err := s.Await(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAll(t, res, Applied, 1)
+	if _, err := s.Await(ctx, p); err == nil {
+		t.Fatal("a batch awaited twice did not fail")
+	}
+}
+
+// errorsUnwrapAll is the innermost error of a chain of wrapped ones.
+func errorsUnwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
