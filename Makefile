@@ -57,7 +57,7 @@ fuzz:
 		./stream/spool:FuzzSegmentFile ./stream/spool:FuzzCursor ./vision/models:FuzzParseManifest ./vision/models:FuzzDecodeBlazeFace ./vision/models:FuzzParseTFLite \
 		./profile:FuzzLoadModel ./profile:FuzzReadCSV ./profile:FuzzReadJSONL ./profile/learner:FuzzParse ./stream/replay:FuzzParseLine \
 		./ingest:FuzzDecodeStatements ./ingest:FuzzParseDuration ./ingest:FuzzImportCSV \
-		./stream/state:FuzzRollingMatchesReference \
+		./stream/state:FuzzRollingMatchesReference ./stream/state:FuzzReadReply \
 		; do pkg=$${spec%%:*}; fn=$${spec##*:}; \
 		log=$$(mktemp); echo "fuzz $$pkg $$fn"; \
 		ok=0; for try in 1 2 3; do \

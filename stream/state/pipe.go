@@ -144,22 +144,35 @@ func newOrderedConn(opt *redis.Options) *orderedConn {
 // It is safe for concurrent use, but callers that need order call it in
 // order; a send waits for a concurrent send's dial.
 func (c *orderedConn) send(ctx context.Context, cmds [][]any) *flight {
-	f := &flight{vals: make([]any, len(cmds))}
-	if len(cmds) == 0 {
+	return c.sendEncoded(ctx, len(cmds), func(buf []byte) ([]byte, error) {
+		for i, cmd := range cmds {
+			var err error
+			if buf, err = appendCommand(buf, cmd); err != nil {
+				return buf, fmt.Errorf("state: redis command %d%s: %w", i, cmdName(cmd), err)
+			}
+		}
+		return buf, nil
+	})
+}
+
+// sendEncoded is send for n commands that encode appends to a buffer in
+// RESP (appendCommand, or appendArrayHeader and appendArg): a caller with
+// its own layout of commands encodes them without building [][]any. An
+// encode error fails the flight before anything of it is written.
+func (c *orderedConn) sendEncoded(ctx context.Context, n int, encode func(buf []byte) ([]byte, error)) *flight {
+	f := &flight{vals: make([]any, n)}
+	if n == 0 {
 		f.done = true
 		return f
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	buf := c.buf[:0]
-	for i, cmd := range cmds {
-		var err error
-		if buf, err = appendCommand(buf, cmd); err != nil {
-			c.buf = buf[:0]
-			f.done, f.err = true, fmt.Errorf("state: redis command %d%s: %w", i, cmdName(cmd), err)
-			return f
-		}
+	buf, err := encode(c.buf[:0])
+	if err != nil {
+		c.buf = buf[:0]
+		f.done, f.err = true, err
+		return f
 	}
 	c.buf = buf
 	if cap(c.buf) > keepWriteBuf {
@@ -528,38 +541,53 @@ func appendCommand(buf []byte, cmd []any) ([]byte, error) {
 		// no longer match the flights.
 		return buf, errors.New("empty command")
 	}
-	buf = append(buf, '*')
-	buf = strconv.AppendInt(buf, int64(len(cmd)), 10)
-	buf = append(buf, '\r', '\n')
+	buf = appendArrayHeader(buf, len(cmd))
 	for i, a := range cmd {
-		switch v := a.(type) {
-		case string:
-			buf = appendBulkString(buf, v)
-		case []byte:
-			buf = appendBulk(buf, v)
-		case int:
-			buf = appendBulkInt(buf, int64(v))
-		case int64:
-			buf = appendBulkInt(buf, v)
-		case int32:
-			buf = appendBulkInt(buf, int64(v))
-		case uint64:
-			var num [24]byte
-			buf = appendBulk(buf, strconv.AppendUint(num[:0], v, 10))
-		case float64:
-			var num [32]byte
-			buf = appendBulk(buf, strconv.AppendFloat(num[:0], v, 'f', -1, 64))
-		case bool:
-			if v {
-				buf = appendBulkString(buf, "1")
-			} else {
-				buf = appendBulkString(buf, "0")
-			}
-		case nil:
-			buf = appendBulkString(buf, "")
-		default:
-			return buf, fmt.Errorf("argument %d has unsupported type %T", i, a)
+		var err error
+		if buf, err = appendArg(buf, a); err != nil {
+			return buf, fmt.Errorf("argument %d has %w", i, err)
 		}
+	}
+	return buf, nil
+}
+
+// appendArrayHeader starts a command of n arguments (n > 0).
+func appendArrayHeader(buf []byte, n int) []byte {
+	buf = append(buf, '*')
+	buf = strconv.AppendInt(buf, int64(n), 10)
+	return append(buf, '\r', '\n')
+}
+
+// appendArg appends one argument as a bulk string, formatted as go-redis
+// formats it.
+func appendArg(buf []byte, a any) ([]byte, error) {
+	switch v := a.(type) {
+	case string:
+		buf = appendBulkString(buf, v)
+	case []byte:
+		buf = appendBulk(buf, v)
+	case int:
+		buf = appendBulkInt(buf, int64(v))
+	case int64:
+		buf = appendBulkInt(buf, v)
+	case int32:
+		buf = appendBulkInt(buf, int64(v))
+	case uint64:
+		var num [24]byte
+		buf = appendBulk(buf, strconv.AppendUint(num[:0], v, 10))
+	case float64:
+		var num [32]byte
+		buf = appendBulk(buf, strconv.AppendFloat(num[:0], v, 'f', -1, 64))
+	case bool:
+		if v {
+			buf = appendBulkString(buf, "1")
+		} else {
+			buf = appendBulkString(buf, "0")
+		}
+	case nil:
+		buf = appendBulkString(buf, "")
+	default:
+		return buf, fmt.Errorf("unsupported type %T", a)
 	}
 	return buf, nil
 }

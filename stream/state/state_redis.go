@@ -338,26 +338,41 @@ func (s *Store) Write(ctx context.Context, p *Prepared, lane int) {
 		return
 	}
 	p.load = !s.loaded.Load()
-	cmds := make([][]any, 0, len(p.calls)+1)
+	n := len(p.calls)
 	if p.load {
-		cmds = append(cmds, []any{"script", "load", applySource})
+		n++
 	}
-	cmds = cmds[:len(cmds)+len(p.calls)]
-	load := len(cmds) - len(p.calls)
-	for i, call := range p.calls {
-		i += load
-		if call.getOpen {
-			cmds[i] = []any{"get", WarnKey(call.student)}
-			continue
+	sha := s.script.Hash()
+	p.fl = c.sendEncoded(ctx, n, func(buf []byte) ([]byte, error) {
+		if p.load {
+			buf = appendArrayHeader(buf, 3)
+			buf = appendBulkString(buf, "script")
+			buf = appendBulkString(buf, "load")
+			buf = appendBulkString(buf, applySource)
 		}
-		cmd := make([]any, 0, 3+len(call.keys)+len(call.args))
-		cmd = append(cmd, "evalsha", s.script.Hash(), len(call.keys))
-		for _, k := range call.keys {
-			cmd = append(cmd, k)
+		for _, call := range p.calls {
+			if call.getOpen {
+				buf = appendArrayHeader(buf, 2)
+				buf = appendBulkString(buf, "get")
+				buf = appendBulkString(buf, WarnKey(call.student))
+				continue
+			}
+			buf = appendArrayHeader(buf, 3+len(call.keys)+len(call.args))
+			buf = appendBulkString(buf, "evalsha")
+			buf = appendBulkString(buf, sha)
+			buf = appendBulkInt(buf, int64(len(call.keys)))
+			for _, k := range call.keys {
+				buf = appendBulkString(buf, k)
+			}
+			for i, a := range call.args {
+				var err error
+				if buf, err = appendArg(buf, a); err != nil {
+					return buf, fmt.Errorf("state: %s offset %d: script argument %d has %w", p.ops[call.op].Topic, p.ops[call.op].Offset, i, err)
+				}
+			}
 		}
-		cmds[i] = append(cmd, call.args...)
-	}
-	p.fl = c.send(ctx, cmds)
+		return buf, nil
+	})
 }
 
 // Await returns the results of a batch given to Write, sending again what
@@ -950,9 +965,8 @@ func parseResult(v any) (Result, error) {
 	case 2:
 		return Result{Status: Refused}, nil
 	case 6:
-		// Only after a call before it in the pipeline failed, which the
-		// pipeline reports; applying the batch again is exact.
-		return Result{}, errors.New("not applied: an earlier event of the student in the pipeline was not")
+		// receive sends these again before it parses a reply.
+		return Result{}, errors.New("not applied: an earlier event of the student was not")
 	case 3:
 		r := Result{Status: Erased}
 		if len(arr) >= 3 {
