@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +197,116 @@ func errorsUnwrapAll(err error) error {
 			return err
 		}
 		err = u.Unwrap()
+	}
+}
+
+// killOrdered kills the store's ordered connections in Redis, as a
+// failover or a network cut would, and returns how many it killed.
+func killOrdered(t *testing.T, s *Store) int {
+	t.Helper()
+	ctx := context.Background()
+	list, err := s.Client().ClientList(ctx).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(list, "\n") {
+		if !strings.Contains(line, " name="+orderedConnName+" ") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if id, ok := strings.CutPrefix(f, "id="); ok {
+				if err := s.Client().Do(ctx, "CLIENT", "KILL", "ID", id).Err(); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Batches written ahead, on two lanes, up to three outstanding, while the
+// ordered connections are killed at different points: each batch whose
+// replies fail is applied again, afresh, as the processor does, and the
+// state ends exactly as applying every batch once, in order, leaves it.
+func TestWrittenBatchesEndInTheSameStateWhereverTheirConnectionsBreak(t *testing.T) {
+	ctx := context.Background()
+	students := []string{"st1", "st2", "st3", "st4"}
+	batches := mixedBatches(students, 16, 3)
+	serial := newStore(t)
+	for _, ops := range batches {
+		apply(t, serial, ops...)
+	}
+	cases := []struct {
+		name   string
+		killAt map[int]bool // after writing these batches
+	}{
+		{"once, early", map[int]bool{2: true}},
+		{"once, late", map[int]bool{12: true}},
+		{"twice in a row", map[int]bool{5: true, 6: true}},
+		{"every fourth batch", map[int]bool{3: true, 7: true, 11: true, 15: true}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newStore(t)
+			type written struct {
+				ops   []Op
+				preps [2]*Prepared
+			}
+			var outstanding []written
+			failed, killed := 0, 0
+			await := func() {
+				w := outstanding[0]
+				outstanding = outstanding[1:]
+				for lane, p := range w.preps {
+					res, err := s.Await(ctx, p)
+					if err != nil {
+						failed++
+						res = apply(t, s, p.ops...)
+					}
+					for i, r := range res {
+						if r.Status != Applied && r.Status != Duplicate {
+							t.Fatalf("lane %d op %d: %v", lane, i, r.Status)
+						}
+					}
+				}
+			}
+			for b, ops := range batches {
+				// Two lanes, students split between them as the
+				// processor splits a batch.
+				var split [2][]Op
+				for _, op := range ops {
+					lane := 0
+					if st := op.Event.EventHeader().Student; st == "st2" || st == "st4" {
+						lane = 1
+					}
+					split[lane] = append(split[lane], op)
+				}
+				w := written{ops: ops}
+				for lane := range split {
+					w.preps[lane] = prepare(t, s, split[lane]...)
+					s.Write(ctx, w.preps[lane], lane)
+				}
+				outstanding = append(outstanding, w)
+				if c.killAt[b] {
+					killed += killOrdered(t, s)
+				}
+				if len(outstanding) == 3 {
+					await()
+				}
+			}
+			for len(outstanding) > 0 {
+				await()
+			}
+			if killed == 0 || failed == 0 {
+				t.Fatalf("%d connections killed, %d batches failed: the test broke nothing", killed, failed)
+			}
+			for _, st := range students {
+				if got, want := studentState(t, s, st), studentState(t, serial, st); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: state %v\napplied one batch at a time: %v", st, got, want)
+				}
+			}
+		})
 	}
 }
