@@ -32,7 +32,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.Group, "group", "classpulse-processor", "consumer group of the per-student stage")
 	fs.IntVar(&cfg.Members, "members", 1, "group members this process runs (each owns its own partitions; 2 overlaps Go work with Redis round trips)")
 	fs.IntVar(&cfg.MaxBatch, "max-batch", 500, "most messages applied in one pipelined round")
-	fs.IntVar(&cfg.Parallel, "parallel", 2, "goroutines decoding a batch, and groups of its students applied to Redis concurrently (overlaps Go work with Redis round trips)")
+	fs.IntVar(&cfg.Parallel, "parallel", 2, "goroutines decoding a batch, and groups of its students applied to Redis concurrently, each on its own ordered Redis connection (overlaps Go work with Redis round trips)")
 	fs.StringVar(&cfg.Jurisdiction, "jurisdiction", "default", "legal profile: eu refuses any event carrying emotion inference (to the DLQ)")
 	fs.BoolVar(&cfg.NoClassStage, "no-class-stage", false, "do not run the class stage (tiles → class signals) in this process")
 	fs.BoolVar(&cfg.Rebuild, "rebuild", false, "first wipe every student's state ({s:*}) and rebuild it from the topics (apply-only, nothing re-published) and the open warnings from the warnings topic, then run as usual; stop the group's other processors first")

@@ -57,9 +57,12 @@ type Config struct {
 	Members int
 	// Parallel is how many goroutines decode a batch and how many groups
 	// of its students are applied to Redis concurrently, each group in
-	// its own pipelined round trip, so that Go work overlaps Redis round
-	// trips within one member. Default 2: on the quiet 2-core machine 2
-	// drained 31,500 events/s against 24,800 for 1 (docs/performance.md).
+	// its own pipeline; on a single Redis node, group g of every batch
+	// goes on ordered connection g of the store (state.Store.Write), so
+	// the process keeps Parallel such connections. Default 2: on the
+	// quiet 2-core machine 2 drained 31,500 events/s against 24,800 for
+	// 1 before the rounds overlapped; after, 1, 2 and 3 were within the
+	// machine's noise (docs/performance.md).
 	Parallel int
 	// MaxSkew is how far in the future an event's timestamp may lie before
 	// it is refused as clock-skewed. Default 5m.
