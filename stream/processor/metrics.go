@@ -25,6 +25,10 @@ func newMetrics(reg prometheus.Registerer, store *state.Store) *metrics {
 		Name: "classpulse_processor_stale_copies_total",
 		Help: "Score writes the apply script refused because this process's copy of the student's live state was stale (another member or an erasure wrote it); each is recomputed from a reloaded copy.",
 	}, func() float64 { return float64(store.StaleCopies()) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "classpulse_processor_gap_refusals_total",
+		Help: "Clicks, grades and consents the apply script refused because an earlier event of the student, in a batch written to Redis before theirs, was not applied (that batch failed); each is sent again once it is. Scores refused so count in classpulse_processor_stale_copies_total.",
+	}, func() float64 { return float64(store.GapRefusals()) })
 	return &metrics{
 		events: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "classpulse_processor_events_total",

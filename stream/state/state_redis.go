@@ -96,6 +96,7 @@ type Store struct {
 	// (Write) cannot overtake an event of it that then fails.
 	sent   map[chain]int64
 	stale  atomic.Int64 // script refusals of stale copies
+	gaps   atomic.Int64 // script refusals after an earlier event not applied
 	loaded atomic.Bool  // the script was loaded once
 	// lanes are the ordered connections Write sends on, by lane; made on
 	// first use, over a single-node client only.
@@ -159,6 +160,13 @@ func (s *Store) Client() redis.UniversalClient { return s.rdb }
 // StaleCopies counts the score writes the script refused because the
 // store's copy of the student's live state was stale.
 func (s *Store) StaleCopies() int64 { return s.stale.Load() }
+
+// GapRefusals counts the clicks, grades and consents the script refused
+// because an earlier event of the student, in a batch written before
+// theirs, was not applied (that batch failed); each was sent again once
+// it was (see Write). Scores refused so count as stale (StaleCopies): the
+// reply does not tell that from a score after a stale one in its round.
+func (s *Store) GapRefusals() int64 { return s.gaps.Load() }
 
 // Calendar places an event time in the school's term calendar; package
 // rules' policy provides it.
@@ -641,6 +649,7 @@ func (s *Store) receive(ops []Op, calls []call, vals []any, out []Result) ([]int
 	for k, c := range calls {
 		if c.student == "" {
 			if arr, ok := vals[k].([]any); ok && len(arr) > 0 && arr[0] == int64(6) {
+				s.gaps.Add(1)
 				stale = append(stale, c.op)
 				continue
 			}

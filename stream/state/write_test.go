@@ -154,6 +154,9 @@ func TestABatchWrittenAfterOneThatFailsDoesNotOvertakeIt(t *testing.T) {
 				}
 				wantAll(t, res, Applied, 12+2*i)
 			}
+			if c.name == "clicks" && s.GapRefusals() == 0 {
+				t.Error("no click counted as refused after an earlier one not applied")
+			}
 			want := newStore(t)
 			apply(t, want, append(scoreOps("st1", 0, 2), click(1, 1))...)
 			apply(t, want, c.first...)
