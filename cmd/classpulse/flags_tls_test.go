@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -39,14 +38,7 @@ func infraFrom(t *testing.T, args ...string) *infra {
 // a CA made in the test: --redis-tls-ca connects, and plain TCP to the TLS
 // port or a client that does not trust the CA fails.
 func TestRedisClientSpeaksTLSWithTheGivenCA(t *testing.T) {
-	files := testenv.NewTLS(t)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartRedis(t, "--tls-port", strconv.Itoa(port), "--tls-cert-file", files.Cert, "--tls-key-file", files.Key,
-		"--tls-ca-cert-file", files.CA, "--tls-auth-clients", "optional")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr, files := testenv.StartRedisTLS(t, "optional")
 	ping := func(in *infra) error {
 		c := in.redisClient()
 		defer c.Close()

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -89,4 +90,20 @@ func StartTLSBroker(t testing.TB, partitions int, files TLSFiles) *stream.Embedd
 	}
 	t.Cleanup(b.Close)
 	return b
+}
+
+// StartRedisTLS starts redis-server (see StartRedis) with a TLS port as
+// well, its certificate from a fresh CA (NewTLS); authClients is its
+// --tls-auth-clients ("no", "optional" or "yes"). It returns the TLS
+// port's host:port and the certificate files.
+func StartRedisTLS(t testing.TB, authClients string) (string, TLSFiles) {
+	t.Helper()
+	files := NewTLS(t)
+	port, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	StartRedis(t, "--tls-port", strconv.Itoa(port), "--tls-cert-file", files.Cert, "--tls-key-file", files.Key,
+		"--tls-ca-cert-file", files.CA, "--tls-auth-clients", authClients)
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), files
 }

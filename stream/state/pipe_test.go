@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"reflect"
 	"runtime"
@@ -485,14 +484,7 @@ func TestOrderedConnCloseFailsOutstandingFlightsAndLaterSendsRedial(t *testing.T
 }
 
 func TestOrderedConnSpeaksTLS(t *testing.T) {
-	files := testenv.NewTLS(t)
-	port, err := testenv.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.StartRedis(t, "--tls-port", strconv.Itoa(port), "--tls-cert-file", files.Cert, "--tls-key-file", files.Key,
-		"--tls-ca-cert-file", files.CA, "--tls-auth-clients", "no")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	addr, files := testenv.StartRedisTLS(t, "no")
 	pem, err := os.ReadFile(files.CA)
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,14 @@ package state
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/classpulse/classpulse/internal/testenv"
 	"github.com/classpulse/classpulse/stream"
@@ -137,7 +141,8 @@ func TestABatchWrittenAfterOneThatFailsDoesNotOvertakeIt(t *testing.T) {
 			}
 			second := prepare(t, s, c.second...)
 			s.Write(ctx, second, 0)
-			if _, err := s.Await(ctx, first); err == nil || !isNoScript(errorsUnwrapAll(err)) {
+			var reply redisError
+			if _, err := s.Await(ctx, first); !errors.As(err, &reply) || !isNoScript(reply) {
 				t.Fatalf("first batch: %v, want NOSCRIPT", err)
 			}
 			// The processor applies a failed batch again, afresh, before
@@ -172,34 +177,41 @@ func TestABatchWrittenAfterOneThatFailsDoesNotOvertakeIt(t *testing.T) {
 func TestWriteWithoutAnOrderedConnectionSendsOnAwait(t *testing.T) {
 	ctx := context.Background()
 	r := testenv.StartRedis(t)
-	s, err := New(r.Client(t), Config{})
-	if err != nil {
-		t.Fatal(err)
+	// A ring (like a cluster client) routes by key: no one connection
+	// keeps an order, so the store has no lanes over it.
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"only": r.Addr}})
+	t.Cleanup(func() { ring.Close() })
+	cases := []struct {
+		name string
+		rdb  redis.UniversalClient
+		lane int
+	}{
+		{"a ring client", ring, 0},
+		{"a lane that does not exist", r.Client(t), -1},
 	}
-	apply(t, s, scoreOps("st1", 0, 1)...)
-	p := prepare(t, s, scoreOps("st1", 1, 3)...)
-	s.Write(ctx, p, -1) // no such lane
-	if p.fl != nil {
-		t.Fatal("written on a lane that does not exist")
-	}
-	res, err := s.Await(ctx, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantAll(t, res, Applied, 1)
-	if _, err := s.Await(ctx, p); err == nil {
-		t.Fatal("a batch awaited twice did not fail")
-	}
-}
-
-// errorsUnwrapAll is the innermost error of a chain of wrapped ones.
-func errorsUnwrapAll(err error) error {
-	for {
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok || u.Unwrap() == nil {
-			return err
-		}
-		err = u.Unwrap()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := New(c.rdb, Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			st := fmt.Sprintf("st%d", i)
+			apply(t, s, scoreOps(st, 0, 1)...)
+			p := prepare(t, s, scoreOps(st, 1, 3)...)
+			s.Write(ctx, p, c.lane)
+			if p.fl != nil {
+				t.Fatal("written on an ordered connection")
+			}
+			res, err := s.Await(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantAll(t, res, Applied, 1)
+			if _, err := s.Await(ctx, p); err == nil {
+				t.Fatal("a batch awaited twice did not fail")
+			}
+		})
 	}
 }
 
