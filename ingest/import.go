@@ -259,6 +259,11 @@ func (im *Importer) writeRedis(ctx context.Context, p *parsed, rep *Report) erro
 	n := 0
 	for _, pr := range p.profiles {
 		if len(pr.fields) > 0 {
+			if v, ok := pr.fields["under_14"]; ok {
+				// First, with the mark that makes the next score check
+				// the consent gate again.
+				state.SetUnder14(ctx, pipe, pr.student, v)
+			}
 			pipe.HSet(ctx, state.ProfileKey(pr.student), mapArgs(pr.fields)...)
 			n++
 		}

@@ -413,3 +413,38 @@ func FuzzParseXLSX(f *testing.F) {
 		}
 	})
 }
+
+// TestImportRosterMakesTheNextScoreCheckTheConsentGate: a score skips the
+// consent gate while its live hash's version is one a checked score wrote
+// (state/gate.go), so a roster import that turns under_14 on marks it.
+func TestImportRosterMakesTheNextScoreCheckTheConsentGate(t *testing.T) {
+	cases := []struct {
+		name, csv, want string
+	}{
+		{"under_14 turns on", "student,minor,under_14\nk1,1,1\nk2,0,0\n", "!.v1"},
+		{"under_14 stays off", "student,minor,under_14\nk1,0,0\nk2,1,1\n", ".v1"},
+		{"no under_14 column", "student,class\nk1,C1\n", ".v1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			rdb := redisClient(t)
+			if err := rdb.HSet(ctx, state.LiveKey("k1"), "v", ".v1").Err(); err != nil {
+				t.Fatal(err)
+			}
+			im, err := NewImporter(ImportConfig{Kind: KindRoster}, rdb, nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := im.Import(ctx, table(t, "roster.csv", c.csv)); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := rdb.HGet(ctx, state.LiveKey("k1"), "v").Result(); got != c.want {
+				t.Fatalf("live version = %q, want %q", got, c.want)
+			}
+			if n, _ := rdb.Exists(ctx, state.LiveKey("k2")).Result(); n != 0 {
+				t.Fatal("the mark created a live hash")
+			}
+		})
+	}
+}

@@ -99,15 +99,24 @@ if kind == 'live' then
     return {0}
   end
   redis.call('HSET', KEYS[1], offField, ARGV[3])
-  local cam = redis.call('HGET', KEYS[3], 'camera')
-  if cam and string.sub(cam, 1, 1) == '0' then
-    return {2}
-  end
-  -- A student the roster marks under 14 is captured only on a guardian's
-  -- camera consent (the consent record's fourth part names the guardian).
-  if redis.call('HGET', KEYS[5], 'under_14') == '1' and
-      not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
-    return {2}
+  -- The gate: consent and roster (state/gate.go). A version the caller
+  -- wrote starts with '.', and only a score that passed the gate writes
+  -- one; whatever may close the gate since deletes the hash (a
+  -- revocation) or marks its version with '!' (a camera consent of a
+  -- student under 14 without a guardian, the roster flag turning on). So
+  -- a '.' version that still matches passed the gate with nothing changed
+  -- since. Any other version (none, a mark, an older release's) checks.
+  if string.byte(ARGV[6], 1) ~= 46 then
+    local cam = redis.call('HGET', KEYS[3], 'camera')
+    if cam and string.sub(cam, 1, 1) == '0' then
+      return {2}
+    end
+    -- A student the roster marks under 14 is captured only on a guardian's
+    -- camera consent (the consent record's fourth part names the guardian).
+    if redis.call('HGET', KEYS[5], 'under_14') == '1' and
+        not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
+      return {2}
+    end
   end
   local mode = ARGV[8]
   if mode == 'l' then
@@ -202,6 +211,12 @@ if kind ~= 'live' then
       local sess = redis.call('HGET', KEYS[2], 'sess') or ''
       local n = redis.call('DEL', KEYS[2])
       reply = {3, sess, n}
+    elseif ARGV[6] == 'camera' and (ARGV[9] or '') == '' and
+        redis.call('HGET', KEYS[8], 'under_14') == '1' then
+      -- A student under 14 answered without a guardian: the gate closes,
+      -- so the next score checks it (gate.go).
+      local v = redis.call('HGET', KEYS[2], 'v')
+      if v then redis.call('HSET', KEYS[2], 'v', '!' .. v) end
     end
     if ARGV[10] == '1' then
       redis.call('HSET', KEYS[1], marker, reply[1] .. '|' .. (reply[3] or 0) .. '|' .. (reply[2] or ''))

@@ -21,7 +21,9 @@ import (
 //	        older than the horizon aside)
 //	b<slot> one second's sums, binary: see appendBucket; slot = second mod horizon
 //	sess, course   of the newest score (text)
-//	v       the version of the hash, compared by the script (see nextVersion)
+//	v       the version of the hash, compared by the script (see nextVersion);
+//	        a leading '!' marks one after which the script checks the
+//	        consent gate again (gate.go)
 //
 // Sums are binary so that writing a score costs no number formatting (it
 // was most of the Go side of a score) and a copy reloaded from Redis holds
@@ -300,7 +302,8 @@ func round32(v *vec) {
 // i.e. the same content — whoever wrote them — so a copy passes the
 // script's compare-and-set exactly when it holds what Redis holds, and a
 // run that was killed and resumed ends with the versions of an undisturbed
-// one.
+// one. It starts with '.': a score wrote it after the script checked the
+// consent gate (gate.go).
 func nextVersion(prev, offField string, offset int64) string {
 	h := fnv.New64a()
 	h.Write([]byte(prev))
@@ -309,7 +312,7 @@ func nextVersion(prev, offField string, offset int64) string {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(offset))
 	h.Write(b[:])
-	return strconv.FormatUint(h.Sum64(), 36)
+	return "." + strconv.FormatUint(h.Sum64(), 36)
 }
 
 // find returns the index of second sec in buckets, or where it would go.
