@@ -834,3 +834,45 @@ func TestAConsentsAuditStaysPendingUntilPublished(t *testing.T) {
 		t.Errorf("off hash has %d fields after the markers were cleared, want the two offsets", n)
 	}
 }
+
+// TestStudyTotalsHoldWhatHINCRBYFLOATWouldHaveWritten: whole seconds are
+// added by HINCRBY and fractions by HINCRBYFLOAT (apply.lua); whatever
+// the mix, each total must read exactly as HINCRBYFLOAT alone writes it.
+func TestStudyTotalsHoldWhatHINCRBYFLOATWouldHaveWritten(t *testing.T) {
+	cases := []struct {
+		name string
+		durs []float64
+	}{
+		{"whole seconds", []float64{30, 30, 600}},
+		{"a fraction first", []float64{30.25, 30, 45}},
+		{"a fraction in between", []float64{30, 0.5, 30}},
+		{"fractions that add up to whole", []float64{0.25, 0.75, 30}},
+		{"one second", []float64{1}},
+		{"two days less a fraction", []float64{2*86400 - 1.5, 1.5}},
+	}
+	s := newStore(t)
+	ctx := context.Background()
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			student := fmt.Sprintf("st%d", i)
+			ref := "ref:" + student
+			for k, d := range c.durs {
+				apply(t, s, Op{Event: &stream.Click{Header: stream.NewHeader(student, t0.Add(time.Duration(k)*time.Second)), Course: "law", Kind: "study", DurationS: d},
+					Topic: stream.TopicClicks, Offset: int64(k + 1)})
+				if err := s.Client().HIncrByFloat(ctx, ref, "x", d).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, _ := s.Client().HGet(ctx, ref, "x").Result()
+			got, _ := s.Client().HGetAll(ctx, StudentTag(student)+":study").Result()
+			if len(got) != 3 {
+				t.Fatalf("study hash %v, want the period, term and week totals", got)
+			}
+			for field, v := range got {
+				if v != want {
+					t.Errorf("%s = %q, want %q", field, v, want)
+				}
+			}
+		})
+	}
+}
