@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,6 +56,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the saturated phase to this file")
 	memProfile := fs.String("memprofile", "", "write a Go heap profile at the end of the saturated phase to this file (-sample_index=alloc_space: what the phase allocated)")
 	pacedProfile := fs.String("cpuprofile-paced", "", "write a CPU profile of the paced latency phase to this file")
+	var procs gomaxprocs
+	procs.register(fs)
 	traceFile := fs.String("batch-trace", "", "write one line per batch applied in the paced phase to this file: when it was applied (unix ms), its events, its worst produce→applied latency (ms)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -85,6 +88,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer stopRedis()
+	n, err := procs.apply(addr, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "processor gomaxprocs=%d cpus=%d\n", n, runtime.NumCPU())
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
 	defer rdb.Close()
 	if err := rdb.FlushAll(ctx).Err(); err != nil {

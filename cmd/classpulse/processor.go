@@ -38,6 +38,8 @@ func runProcessor(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Rebuild, "rebuild", false, "first wipe every student's state ({s:*}) and rebuild it from the topics (apply-only, nothing re-published) and the open warnings from the warnings topic, then run as usual; stop the group's other processors first")
 	fs.DurationVar(&cfg.MaxSkew, "max-skew", 0, "refuse events stamped further in the future than this (default 5m)")
 	fs.DurationVar(&scfg.Horizon, "horizon", 0, "per-second live history kept per student (default 10m)")
+	var procs gomaxprocs
+	procs.register(fs)
 	fs.IntVar(&scfg.CacheStudents, "cache-students", 0, "most students whose live windows this process keeps a copy of in memory, about 50 KB each once scored for 5 minutes; beyond it copies are dropped and reloaded from Redis (default 100000)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
@@ -48,6 +50,9 @@ func runProcessor(ctx context.Context, args []string) error {
 	}
 	logger, err := in.logger()
 	if err != nil {
+		return err
+	}
+	if _, err := procs.apply(in.redis, logger); err != nil {
 		return err
 	}
 	cfg.Brokers = in.brokers
