@@ -365,12 +365,20 @@ func (s *Store) Write(ctx context.Context, p *Prepared, lane int) {
 				buf = appendBulkString(buf, WarnKey(call.student))
 				continue
 			}
-			buf = appendArrayHeader(buf, 3+len(call.keys)+len(call.args))
+			nargs := len(call.args)
+			if call.score != nil {
+				nargs = call.score.len()
+			}
+			buf = appendArrayHeader(buf, 3+len(call.keys)+nargs)
 			buf = appendBulkString(buf, "evalsha")
 			buf = appendBulkString(buf, sha)
 			buf = appendBulkInt(buf, int64(len(call.keys)))
 			for _, k := range call.keys {
 				buf = appendBulkString(buf, k)
+			}
+			if call.score != nil {
+				buf = call.score.append(buf)
+				continue
 			}
 			for i, a := range call.args {
 				var err error
@@ -449,9 +457,13 @@ func (s *Store) rounds(ctx context.Context, p *Prepared, stale []int, err error)
 
 // call is one script call of a round.
 type call struct {
-	op      int
-	keys    []string
+	op   int
+	keys []string
+	// args are a click's, grade's or consent's script arguments; score
+	// those of a score, typed, so that laying out the hot path boxes
+	// nothing.
 	args    []any
+	score   *scoreArgs
 	student string   // set for scores
 	field   string   // the offset field of a script call
 	copy    *rolling // the copy the score was computed on
@@ -572,19 +584,16 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 		if expect == "" || st.mode == modeFresh || !r.ttlSet || sec < r.ttlAt || sec-r.ttlAt >= ttlRefresh {
 			ttl, r.ttlSet, r.ttlAt = s.ttl, true, sec
 		}
-		args := make([]any, 0, 14+len(st.pairs))
-		args = append(args, "live", field, op.Offset, sec, prevOf(sc.Student, field, op.Offset), expect, ttl, st.mode, st.vector, s.horizon, check)
+		sa := &scoreArgs{field: field, offset: op.Offset, sec: sec, prev: prevOf(sc.Student, field, op.Offset),
+			expect: expect, ttl: ttl, mode: st.mode, vector: st.vector, horizon: s.horizon, check: check, pairs: st.pairs}
 		if st.mode != modeLate {
 			r.version = nextVersion(r.version, field, op.Offset)
-			args = append(args, "v", r.version)
-		}
-		for _, p := range st.pairs {
-			args = append(args, p)
+			sa.version = r.version
 		}
 		if r.keys == nil {
 			r.keys = scoreKeys(sc.Student)
 		}
-		calls = append(calls, call{op: i, keys: r.keys, args: args, student: sc.Student, field: field, copy: r, live: st.live})
+		calls = append(calls, call{op: i, keys: r.keys, score: sa, student: sc.Student, field: field, copy: r, live: st.live})
 	}
 	s.mu.Lock()
 	for k, off := range prevs {
@@ -853,7 +862,11 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 			_ = pipe.Process(ctx, cmds[i])
 			continue
 		}
-		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, c.args...)
+		args := c.args
+		if c.score != nil {
+			args = c.score.anys()
+		}
+		cmds[i] = s.script.EvalSha(ctx, pipe, c.keys, args...)
 	}
 	if len(calls) == 0 {
 		return cmds, nil
