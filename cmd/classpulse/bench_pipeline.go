@@ -88,6 +88,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer stopRedis()
+	// Restored on return: tests run the bench in their own process.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	n, err := procs.apply(addr, logger)
 	if err != nil {
 		return err

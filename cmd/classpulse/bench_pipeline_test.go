@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	var out bytes.Buffer
 	trace := filepath.Join(t.TempDir(), "trace")
 	logDir := filepath.Join(t.TempDir(), "broker")
+	procs := runtime.GOMAXPROCS(0)
 	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
 		"--latency-duration", "1s", "--pace", "2000", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace,
 		"--broker-log", logDir}, &out)
@@ -39,6 +42,17 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	p99, _ := strconv.ParseFloat(last[3], 64)
 	if rate <= 0 || p50 <= 0 || p99 < p50 {
 		t.Errorf("figures rate=%d p50=%v p99=%v", rate, p50, p99)
+	}
+	// The processor left the local redis-server a core, and gave it back.
+	want := procs
+	if procs >= 2 && os.Getenv("GOMAXPROCS") == "" {
+		want = procs - 1
+	}
+	if line := fmt.Sprintf("processor gomaxprocs=%d cpus=%d\n", want, runtime.NumCPU()); !strings.Contains(out.String(), line) {
+		t.Errorf("no line %q in\n%s", line, out.String())
+	}
+	if got := runtime.GOMAXPROCS(0); got != procs {
+		t.Errorf("GOMAXPROCS %d after the bench, %d before", got, procs)
 	}
 	if !strings.Contains(out.String(), "redis-benchmark evalsha_hincrby_hset P=16 requests_per_s=") {
 		t.Errorf("no redis-benchmark comparison in\n%s", out.String())

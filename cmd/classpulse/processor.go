@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	if _, err := procs.apply(in.redis, logger); err != nil {
 		return err
 	}
