@@ -88,12 +88,11 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer stopRedis()
-	// Restored on return: tests run the bench in their own process.
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	n, err := procs.apply(addr, logger)
+	n, restoreProcs, err := procs.apply(addr, logger)
 	if err != nil {
 		return err
 	}
+	defer restoreProcs()
 	fmt.Fprintf(out, "processor gomaxprocs=%d cpus=%d\n", n, runtime.NumCPU())
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 16})
 	defer rdb.Close()

@@ -19,22 +19,24 @@ func (g *gomaxprocs) register(fs *flag.FlagSet) {
 
 // apply sets GOMAXPROCS for a processor writing to Redis at redisAddrs
 // (comma-separated host:port), and logs what it chose when it changed it.
-// It returns GOMAXPROCS as it is afterwards.
-func (g *gomaxprocs) apply(redisAddrs string, logger *slog.Logger) (int, error) {
+// It returns GOMAXPROCS as it is afterwards, and restore, which sets it
+// back as it was (tests run the commands in their own process).
+func (g *gomaxprocs) apply(redisAddrs string, logger *slog.Logger) (n int, restore func(), err error) {
+	was := runtime.GOMAXPROCS(0)
+	restore = func() { runtime.GOMAXPROCS(was) }
 	switch {
 	case g.n < 0:
-		return 0, fmt.Errorf("--gomaxprocs %d: want 0 (automatic) or more", g.n)
+		return 0, func() {}, fmt.Errorf("--gomaxprocs %d: want 0 (automatic) or more", g.n)
 	case g.n > 0:
 		runtime.GOMAXPROCS(g.n)
-		return g.n, nil
+		return g.n, restore, nil
 	}
-	cur := runtime.GOMAXPROCS(0)
-	if os.Getenv("GOMAXPROCS") != "" || cur < 2 || !loopbackRedis(redisAddrs) {
-		return cur, nil
+	if os.Getenv("GOMAXPROCS") != "" || was < 2 || !loopbackRedis(redisAddrs) {
+		return was, restore, nil
 	}
-	runtime.GOMAXPROCS(cur - 1)
-	logger.Info("leaving one core to the redis-server on this machine (--gomaxprocs)", "gomaxprocs", cur-1, "cpus", cur)
-	return cur - 1, nil
+	runtime.GOMAXPROCS(was - 1)
+	logger.Info("leaving one core to the redis-server on this machine (--gomaxprocs)", "gomaxprocs", was-1, "cpus", was)
+	return was - 1, restore, nil
 }
 
 // loopbackRedis tells whether every address of a --redis list is on this

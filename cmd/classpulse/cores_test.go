@@ -54,16 +54,20 @@ func TestGomaxprocsLeavesACoreToALocalRedis(t *testing.T) {
 			t.Setenv("GOMAXPROCS", c.env)
 			runtime.GOMAXPROCS(c.cpus)
 			g := gomaxprocs{n: c.flag}
-			got, err := g.apply(c.redis, logger)
+			got, restore, err := g.apply(c.redis, logger)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if got != c.want || runtime.GOMAXPROCS(0) != c.want {
 				t.Fatalf("apply = %d, GOMAXPROCS %d; want %d", got, runtime.GOMAXPROCS(0), c.want)
 			}
+			restore()
+			if runtime.GOMAXPROCS(0) != c.cpus {
+				t.Fatalf("restored GOMAXPROCS %d, want %d", runtime.GOMAXPROCS(0), c.cpus)
+			}
 		})
 	}
-	if _, err := (&gomaxprocs{n: -1}).apply("127.0.0.1:6379", logger); err == nil {
+	if _, _, err := (&gomaxprocs{n: -1}).apply("127.0.0.1:6379", logger); err == nil {
 		t.Fatal("--gomaxprocs -1 accepted")
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"os/signal"
-	"runtime"
 	"syscall"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,10 +52,11 @@ func runProcessor(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
-	if _, err := procs.apply(in.redis, logger); err != nil {
+	_, restoreProcs, err := procs.apply(in.redis, logger)
+	if err != nil {
 		return err
 	}
+	defer restoreProcs()
 	cfg.Brokers = in.brokers
 	kafkaTLS, err := in.kafkaClientTLS(ctx)
 	if err != nil {

@@ -188,7 +188,7 @@ if kind ~= 'live' then
       -- errorstats) and takes HINCRBYFLOAT; either way the field reads as
       -- HINCRBYFLOAT alone would have written it.
       local add = ARGV[8]
-      local whole = dur == math.floor(dur) and not string.find(add, '[.eE]')
+      local whole = not string.find(add, '[^0-9]')
       local function study(field)
         if whole then
           local r = redis.pcall('HINCRBY', KEYS[3], field, add)

@@ -842,13 +842,15 @@ func TestStudyTotalsHoldWhatHINCRBYFLOATWouldHaveWritten(t *testing.T) {
 	cases := []struct {
 		name string
 		durs []float64
+		// floats: the HINCRBYFLOATs the script may run (3 totals a click).
+		floats int64
 	}{
-		{"whole seconds", []float64{30, 30, 600}},
-		{"a fraction first", []float64{30.25, 30, 45}},
-		{"a fraction in between", []float64{30, 0.5, 30}},
-		{"fractions that add up to whole", []float64{0.25, 0.75, 30}},
-		{"one second", []float64{1}},
-		{"two days less a fraction", []float64{2*86400 - 1.5, 1.5}},
+		{"whole seconds", []float64{30, 30, 600}, 0},
+		{"a fraction first", []float64{30.25, 30, 45}, 9},
+		{"a fraction in between", []float64{30, 0.5, 30}, 6},
+		{"fractions that add up to whole", []float64{0.25, 0.75, 30}, 6},
+		{"one second", []float64{1}, 0},
+		{"two days less a fraction", []float64{2*86400 - 1.5, 1.5}, 6},
 	}
 	s := newStore(t)
 	ctx := context.Background()
@@ -856,9 +858,17 @@ func TestStudyTotalsHoldWhatHINCRBYFLOATWouldHaveWritten(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			student := fmt.Sprintf("st%d", i)
 			ref := "ref:" + student
+			floats0 := commandCalls(t, s.Client(), "hincrbyfloat")
 			for k, d := range c.durs {
 				apply(t, s, Op{Event: &stream.Click{Header: stream.NewHeader(student, t0.Add(time.Duration(k)*time.Second)), Course: "law", Kind: "study", DurationS: d},
 					Topic: stream.TopicClicks, Offset: int64(k + 1)})
+			}
+			// Whole seconds on a whole total take HINCRBY: the script ran
+			// no more HINCRBYFLOATs than the fractions need.
+			if n := commandCalls(t, s.Client(), "hincrbyfloat") - floats0; n > c.floats {
+				t.Errorf("the script ran %d HINCRBYFLOATs, want at most %d", n, c.floats)
+			}
+			for _, d := range c.durs {
 				if err := s.Client().HIncrByFloat(ctx, ref, "x", d).Err(); err != nil {
 					t.Fatal(err)
 				}
@@ -875,4 +885,26 @@ func TestStudyTotalsHoldWhatHINCRBYFLOATWouldHaveWritten(t *testing.T) {
 			}
 		})
 	}
+}
+
+// commandCalls is how many times Redis ran a command (INFO commandstats),
+// from scripts too.
+func commandCalls(t *testing.T, rdb redis.UniversalClient, cmd string) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(rest[:strings.IndexByte(rest+",", ',')], 10, 64)
+		if err != nil {
+			t.Fatalf("commandstats line %q: %v", line, err)
+		}
+		return n
+	}
+	return 0
 }
