@@ -34,6 +34,21 @@ func offField(topic string, partition int) string {
 	return topic + ":" + strconv.Itoa(partition)
 }
 
+// lastField is offField remembering the last field it made: a batch's
+// events come partition by partition, so most make none.
+type lastField struct {
+	topic     string
+	partition int
+	field     string
+}
+
+func (l *lastField) of(topic string, partition int) string {
+	if l.field == "" || l.topic != topic || l.partition != partition {
+		l.topic, l.partition, l.field = topic, partition, offField(topic, partition)
+	}
+	return l.field
+}
+
 // LiveKey holds a student's per-second buckets and rolling window sums.
 func LiveKey(student string) string { return StudentTag(student) + ":live" }
 

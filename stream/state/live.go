@@ -2,7 +2,6 @@ package state
 
 import (
 	"encoding/binary"
-	"hash/fnv"
 	"math"
 	"sort"
 	"strconv"
@@ -92,6 +91,11 @@ type liveHash struct {
 	tot     vec // session totals
 	// buckets hold the seconds in (head-300, head], oldest first.
 	buckets []bucket
+	// base is the array room last allocated buckets in: as old seconds
+	// are dropped the buckets slide forward through it, and room moves
+	// them back to its start when they reach its end, so a student in
+	// class costs no allocation a second.
+	base []bucket
 	// legacy: the copy was loaded from a format 1 hash, which its next
 	// write replaces whole.
 	legacy bool
@@ -305,14 +309,24 @@ func round32(v *vec) {
 // one. It starts with '.': a score wrote it after the script checked the
 // consent gate (gate.go).
 func nextVersion(prev, offField string, offset int64) string {
-	h := fnv.New64a()
-	h.Write([]byte(prev))
-	h.Write([]byte{0})
-	h.Write([]byte(offField))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], uint64(offset))
-	h.Write(b[:])
-	return "." + strconv.FormatUint(h.Sum64(), 36)
+	// FNV-1a, 64 bits, of prev, a zero byte, offField and the offset's
+	// eight bytes big-endian; written out to save hash/fnv's interface
+	// and copies on a score's path (versions in Redis were written by
+	// hash/fnv: the test compares them).
+	const offset64, prime64 = 14695981039346656037, 1099511628211
+	h := uint64(offset64)
+	for i := 0; i < len(prev); i++ {
+		h = (h ^ uint64(prev[i])) * prime64
+	}
+	h *= prime64 // the zero byte
+	for i := 0; i < len(offField); i++ {
+		h = (h ^ uint64(offField[i])) * prime64
+	}
+	for i := 56; i >= 0; i -= 8 {
+		h = (h ^ uint64(offset>>i)&0xff) * prime64
+	}
+	var b [16]byte
+	return string(strconv.AppendUint(append(b[:0], '.'), h, 36))
 }
 
 // find returns the index of second sec in buckets, or where it would go.
@@ -322,11 +336,35 @@ func (r *rolling) find(sec int64) (int, bool) {
 	if n == 0 || r.buckets[n-1].sec < sec {
 		return n, false
 	}
-	if r.buckets[n-1].sec == sec {
-		return n - 1, true
+	// Seconds mostly follow one another (one score a second): where sec
+	// is when none is missing after it.
+	if k := n - 1 - int(r.buckets[n-1].sec-sec); k >= 0 && r.buckets[k].sec == sec {
+		return k, true
 	}
-	i := sort.Search(n, func(i int) bool { return r.buckets[i].sec >= sec })
-	return i, i < n && r.buckets[i].sec == sec
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if r.buckets[m].sec < sec {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < n && r.buckets[lo].sec == sec
+}
+
+// room makes room for one more bucket: at the end of base when the
+// buckets have slid up to it (moving them back to its start), or in a new
+// base of twice their number.
+func (r *rolling) room() {
+	n := len(r.buckets)
+	if n < cap(r.buckets) {
+		return
+	}
+	if len(r.base) < 2*n || len(r.base) == 0 {
+		r.base = make([]bucket, max(2*n, 8))
+	}
+	r.buckets = r.base[:copy(r.base, r.buckets)]
 }
 
 // Modes of a live write, as the script reads them.
@@ -348,6 +386,27 @@ type liveStep struct {
 	live *Live
 }
 
+// stepRoom is where a step puts what it computes, so that a batch can
+// hand out room allocated once for all its scores: pairs are appended to
+// pairs, the binary values written to values (nil: each its own string)
+// and the state the rules see written to live (nil: step allocates it).
+type stepRoom struct {
+	pairs  []string
+	values *strings.Builder
+	live   *Live
+}
+
+// str is b as a string: a part of values, which a Builder never writes
+// over, so the batch's values cost one array.
+func (room stepRoom) str(b []byte) string {
+	if room.values == nil {
+		return string(b)
+	}
+	start := room.values.Len()
+	room.values.Write(b)
+	return room.values.String()[start:]
+}
+
 // step applies one score of second t to the copy, with the semantics the
 // script had: a first score, a gap of the horizon or more, or a new
 // session start afresh; a score older than the horizon only moves the
@@ -355,8 +414,8 @@ type liveStep struct {
 // length or more empties it); rounding drift never leaves a negative
 // count. v must hold float32-rounded values (see round32); buf is scratch
 // space for the binary values.
-func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf []byte) (liveStep, []byte) {
-	var st liveStep
+func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf []byte, room stepRoom) (liveStep, []byte) {
+	st := liveStep{pairs: room.pairs}
 	head := r.head
 	legacy := r.legacy
 	fresh := head < 0 || t-head >= horizon || (r.hasSess && r.sess != sess)
@@ -402,6 +461,7 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 	if t > head-longestWindow {
 		k, ok := r.find(t)
 		if !ok {
+			r.room()
 			r.buckets = append(r.buckets, bucket{})
 			copy(r.buckets[k+1:], r.buckets[k:])
 			r.buckets[k] = bucket{sec: t}
@@ -411,13 +471,13 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 			b.v[j] = float32(float64(b.v[j]) + v[j])
 		}
 		buf = appendBucket(buf[:0], t, &b.v)
-		st.pairs = append(st.pairs, slot, string(buf))
+		st.pairs = append(st.pairs, slot, room.str(buf))
 	} else {
 		// A second no window covers: its bucket is not in the copy, and
 		// the script adds the score to it.
 		st.mode = modeBucket
 		buf = appendVector(buf[:0], v)
-		st.vector = string(buf)
+		st.vector = room.str(buf)
 	}
 	for i, w := range windowSeconds {
 		if t > head-w {
@@ -459,7 +519,7 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 				b[j] = float32(v[j])
 			}
 			buf = appendBucket(buf[:0], t, &b)
-			st.pairs, st.vector = append(st.pairs, slot, string(buf)), ""
+			st.pairs, st.vector = append(st.pairs, slot, room.str(buf)), ""
 		}
 		st.mode = modeFresh
 		if !fresh && r.hasSess {
@@ -468,24 +528,27 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		for k := range r.buckets {
 			b := &r.buckets[k]
 			buf = appendBucket(buf[:0], b.sec, &b.v)
-			st.pairs = append(st.pairs, "b"+strconv.FormatInt(mod(b.sec, horizon), 10), string(buf))
+			st.pairs = append(st.pairs, "b"+strconv.FormatInt(mod(b.sec, horizon), 10), room.str(buf))
 		}
 	}
 	buf = appendSummary(buf[:0], r)
-	st.pairs = append(st.pairs, "s", string(buf))
-	st.live = r.snapshot(fs)
+	st.pairs = append(st.pairs, "s", room.str(buf))
+	st.live = room.live
+	if st.live == nil {
+		st.live = new(Live)
+	}
+	r.snapshot(fs, st.live)
 	return st, buf
 }
 
-// snapshot is the state the rules see, with fs standing in for the first
-// second when none is stored.
-func (r *rolling) snapshot(fs int64) *Live {
-	l := &Live{HeadUnix: r.head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2]),
+// snapshot writes the state the rules see to l, with fs standing in for
+// the first second when none is stored.
+func (r *rolling) snapshot(fs int64, l *Live) {
+	*l = Live{HeadUnix: r.head, W1: windowOf(&r.sums[0]), W2: windowOf(&r.sums[1]), W5: windowOf(&r.sums[2]),
 		SessionTotals: windowOf(&r.tot)}
 	if r.lf >= 0 {
 		l.FaceAbsentSeconds = float64(r.head - r.lf)
 	} else {
 		l.FaceAbsentSeconds = float64(r.head - fs + 1)
 	}
-	return l
 }

@@ -483,12 +483,23 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 	}
 	calls := make([]call, 0, len(idx))
 	var buf []byte
+	// The room of the batch's scores, allocated once: their arguments, the
+	// pairs they write (a score writes four, a new session's or course's
+	// up to eight; a longer list, as a format 1 hash's rewrite, goes to an
+	// array of its own), the pairs' binary values (a bucket and the
+	// summary; a Builder grows past that if it must) and the state the
+	// rules see.
+	const pairsPerScore = 8
+	args := make([]scoreArgs, len(idx))
+	lives := make([]Live, len(idx))
+	pairs := make([]string, pairsPerScore*len(idx))
+	var values strings.Builder
 	// prevs: the offset of each student's previous script call in this
 	// pipeline, per offset field, for the script's gap check (apply.lua):
 	// calls after one that was not applied change nothing. A student's
 	// first call names the last call of an earlier batch whose reply has
 	// not confirmed it (sent; see Write).
-	prevs := map[chain]int64{}
+	prevs := make(map[chain]int64, len(idx))
 	prevOf := func(student, field string, offset int64) string {
 		k := chain{student, field}
 		p, ok := prevs[k]
@@ -510,17 +521,22 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 	// academic state back: the caller evaluates a student once per batch,
 	// on the latest state, and the state is most of a click's reply.
 	lastAcademic := map[string]int{}
+	scores := 0
 	for _, i := range idx {
 		switch e := ops[i].Event.(type) {
+		case *stream.Score:
+			scores++
 		case *stream.Click:
 			lastAcademic[e.Student] = i
 		case *stream.Grade:
 			lastAcademic[e.Student] = i
 		}
 	}
+	values.Grow(scores * (bucketLen + summaryLen))
+	var fields lastField
 	for _, i := range idx {
 		op := ops[i]
-		field := offField(op.Topic, op.Partition)
+		field := fields.of(op.Topic, op.Partition)
 		sc, ok := op.Event.(*stream.Score)
 		if !ok {
 			if c, ok := op.Event.(*stream.Consent); ok && !c.Granted && (c.Scope == stream.ScopeCamera || c.Scope == stream.ScopeEmotion) {
@@ -559,7 +575,9 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 				if fs < 0 {
 					fs = r.head
 				}
-				calls = append(calls, call{op: i, student: sc.Student, live: r.snapshot(fs), getOpen: true})
+				l := &lives[len(calls)]
+				r.snapshot(fs, l)
+				calls = append(calls, call{op: i, student: sc.Student, live: l, getOpen: true})
 			} else {
 				out[i] = Result{Status: Duplicate}
 			}
@@ -570,7 +588,9 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 		round32(&v)
 		sec := sc.TS.Unix()
 		var st liveStep
-		st, buf = r.step(sec, sc.Session, sc.Course, &v, s.horizon, buf)
+		k := len(calls)
+		st, buf = r.step(sec, sc.Session, sc.Course, &v, s.horizon, buf,
+			stepRoom{pairs: pairs[k*pairsPerScore : k*pairsPerScore : (k+1)*pairsPerScore], values: &values, live: &lives[k]})
 		// The script checks the offset only when the copy does not know
 		// the last one applied (see apply.lua).
 		check := ""
@@ -584,7 +604,8 @@ func (s *Store) build(ctx context.Context, cal Calendar, ops []Op, idx []int, ou
 		if expect == "" || st.mode == modeFresh || !r.ttlSet || sec < r.ttlAt || sec-r.ttlAt >= ttlRefresh {
 			ttl, r.ttlSet, r.ttlAt = s.ttl, true, sec
 		}
-		sa := &scoreArgs{field: field, offset: op.Offset, sec: sec, prev: prevOf(sc.Student, field, op.Offset),
+		sa := &args[k]
+		*sa = scoreArgs{field: field, offset: op.Offset, sec: sec, prev: prevOf(sc.Student, field, op.Offset),
 			expect: expect, ttl: ttl, mode: st.mode, vector: st.vector, horizon: s.horizon, check: check, pairs: st.pairs}
 		if st.mode != modeLate {
 			r.version = nextVersion(r.version, field, op.Offset)
@@ -736,8 +757,9 @@ func (s *Store) receive(ops []Op, calls []call, vals []any, out []Result) ([]int
 // taking them out of the store (so no two batches work on one copy) and
 // loading the missing ones from Redis in one pipelined round trip.
 func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*rolling, error) {
-	copies := map[string]*rolling{}
+	copies := make(map[string]*rolling, len(idx))
 	var missing []int // op index of each missing student's first score
+	var fields lastField
 	s.mu.Lock()
 	for _, i := range idx {
 		sc, ok := ops[i].Event.(*stream.Score)
@@ -749,7 +771,7 @@ func (s *Store) take(ctx context.Context, ops []Op, idx []int) (map[string]*roll
 		}
 		r := s.live[sc.Student]
 		delete(s.live, sc.Student)
-		if r != nil && r.offField == offField(ops[i].Topic, ops[i].Partition) && ops[i].Offset <= r.off && ops[i].Offset > r.confirmed {
+		if r != nil && r.offField == fields.of(ops[i].Topic, ops[i].Partition) && ops[i].Offset <= r.off && ops[i].Offset > r.confirmed {
 			// Computed ahead by a batch that was not applied: Redis is
 			// the truth for this one. (A copy of another partition is
 			// reset, score by score, in build.)
