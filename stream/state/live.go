@@ -90,12 +90,7 @@ type liveHash struct {
 	sums    [3]vec
 	tot     vec // session totals
 	// buckets hold the seconds in (head-300, head], oldest first.
-	buckets []bucket
-	// base is the array room last allocated buckets in: as old seconds
-	// are dropped the buckets slide forward through it, and room moves
-	// them back to its start when they reach its end, so a student in
-	// class costs no allocation a second.
-	base []bucket
+	buckets buckets
 	// legacy: the copy was loaded from a format 1 hash, which its next
 	// write replaces whole.
 	legacy bool
@@ -124,6 +119,7 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 	r.head, r.fs, r.lf, r.sums, r.tot, r.legacy = sum.head, sum.fs, sum.lf, sum.sums, sum.tot, legacy
 	r.sess, r.hasSess = h["sess"]
 	r.course = h["course"]
+	var loaded []bucket
 	for field, val := range h {
 		slot, ok := strings.CutPrefix(field, "b")
 		if !ok {
@@ -141,9 +137,12 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 		for j := range v {
 			b.v[j] = float32(v[j])
 		}
-		r.buckets = append(r.buckets, b)
+		loaded = append(loaded, b)
 	}
-	sort.Slice(r.buckets, func(i, j int) bool { return r.buckets[i].sec < r.buckets[j].sec })
+	sort.Slice(loaded, func(i, j int) bool { return loaded[i].sec < loaded[j].sec })
+	for _, b := range loaded {
+		r.buckets.push(b)
+	}
 	return r
 }
 
@@ -329,44 +328,6 @@ func nextVersion(prev, offField string, offset int64) string {
 	return string(strconv.AppendUint(append(b[:0], '.'), h, 36))
 }
 
-// find returns the index of second sec in buckets, or where it would go.
-func (r *rolling) find(sec int64) (int, bool) {
-	n := len(r.buckets)
-	// The common cases: the newest second, or one after it.
-	if n == 0 || r.buckets[n-1].sec < sec {
-		return n, false
-	}
-	// Seconds mostly follow one another (one score a second): where sec
-	// is when none is missing after it.
-	if k := n - 1 - int(r.buckets[n-1].sec-sec); k >= 0 && r.buckets[k].sec == sec {
-		return k, true
-	}
-	lo, hi := 0, n
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if r.buckets[m].sec < sec {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, lo < n && r.buckets[lo].sec == sec
-}
-
-// room makes room for one more bucket: at the end of base when the
-// buckets have slid up to it (moving them back to its start), or in a new
-// base of twice their number.
-func (r *rolling) room() {
-	n := len(r.buckets)
-	if n < cap(r.buckets) {
-		return
-	}
-	if len(r.base) < 2*n || len(r.base) == 0 {
-		r.base = make([]bucket, max(2*n, 8))
-	}
-	r.buckets = r.base[:copy(r.base, r.buckets)]
-}
-
 // Modes of a live write, as the script reads them.
 const (
 	modeWrite  = "w"
@@ -441,8 +402,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 				continue
 			}
 			for old := head + 1 - w; old <= t-w; old++ {
-				if k, ok := r.find(old); ok {
-					b := &r.buckets[k]
+				if k, ok := r.buckets.find(old); ok {
+					b := r.buckets.at(k)
 					for j := range r.sums[i] {
 						r.sums[i][j] -= float64(b.v[j])
 					}
@@ -452,21 +413,17 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		head = t
 		r.head = t
 		// Drop the seconds no window can read any more.
-		k, _ := r.find(head - longestWindow + 1)
-		if k > 0 {
-			r.buckets = r.buckets[k:]
+		if k, _ := r.buckets.find(head - longestWindow + 1); k > 0 {
+			r.buckets.drop(k)
 		}
 	}
 	slot := "b" + strconv.FormatInt(mod(t, horizon), 10)
 	if t > head-longestWindow {
-		k, ok := r.find(t)
+		k, ok := r.buckets.find(t)
 		if !ok {
-			r.room()
-			r.buckets = append(r.buckets, bucket{})
-			copy(r.buckets[k+1:], r.buckets[k:])
-			r.buckets[k] = bucket{sec: t}
+			r.buckets.insert(k, bucket{sec: t})
 		}
-		b := &r.buckets[k]
+		b := r.buckets.at(k)
 		for j := range b.v {
 			b.v[j] = float32(float64(b.v[j]) + v[j])
 		}
@@ -525,8 +482,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		if !fresh && r.hasSess {
 			st.pairs = append(st.pairs, "sess", r.sess)
 		}
-		for k := range r.buckets {
-			b := &r.buckets[k]
+		for k := range r.buckets.len() {
+			b := r.buckets.at(k)
 			buf = appendBucket(buf[:0], b.sec, &b.v)
 			st.pairs = append(st.pairs, "b"+strconv.FormatInt(mod(b.sec, horizon), 10), room.str(buf))
 		}
