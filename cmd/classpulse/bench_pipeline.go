@@ -46,6 +46,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	redisAddr := fs.String("redis", "", "redis-server host:port to write to; it must be empty (FLUSHALL is run). Default: start a redis-server child on a free port")
 	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
 	brokerLog := fs.String("broker-log", "", `folder the embedded broker writes its log to, as a Kafka broker's log.dirs; it must be empty or absent. Default: a temporary folder, removed at exit, in /dev/shm when that is a tmpfs with room for the log (a real broker's disk writes are not the processor's machine's), else in $TMPDIR. "memory" keeps the log in the process's heap instead`)
+	linger := fs.Duration("linger", 0, "how long the generator's Kafka client waits for more records of a partition before producing them (kgo.ProducerLinger); 0: it batches only what it is handed while a request is in flight. Counted in the latency: the produce time is stamped when a record is handed over")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
 	parallel := fs.Int("parallel", 2, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
@@ -64,8 +65,8 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}
-	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *parallel <= 0 || *clickEvery < 0 || *paceFlag < 0 {
-		return errors.New("bench pipeline: --students, --events, --partitions, --max-batch and --parallel must be positive, --click-every and --pace not negative")
+	if *students <= 0 || *events <= 0 || *partitions <= 0 || *maxBatch <= 0 || *parallel <= 0 || *clickEvery < 0 || *paceFlag < 0 || *linger < 0 {
+		return errors.New("bench pipeline: --students, --events, --partitions, --max-batch and --parallel must be positive, --click-every, --pace and --linger not negative")
 	}
 	logger, err := config.NewLogger(os.Stderr, *logLevel, "text")
 	if err != nil {
@@ -111,7 +112,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer broker.Close()
 	brokers := []string{broker.Addr()}
-	client, err := newBenchClient(brokers)
+	client, err := newBenchClient(brokers, *linger)
 	if err != nil {
 		return err
 	}
@@ -428,12 +429,12 @@ func (g *benchGen) record() (*kgo.Record, error) {
 // acknowledgement, with a buffer for a whole phase. Like every classpulse
 // producer, it keys records by student, partitions them as Kafka's own
 // client does (murmur2) and does not compress them.
-func newBenchClient(brokers []string) (*kgo.Client, error) {
+func newBenchClient(brokers []string, linger time.Duration) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite(),
 		kgo.ProducerBatchCompression(kgo.NoCompression()),
-		kgo.ProducerLinger(0), kgo.MaxBufferedRecords(100_000))
+		kgo.ProducerLinger(linger), kgo.MaxBufferedRecords(100_000))
 	if err != nil {
 		return nil, fmt.Errorf("bench pipeline: kafka client: %w", err)
 	}

@@ -28,7 +28,7 @@ func TestBenchPipelinePrintsFiguresLastAgainstTheGivenRedis(t *testing.T) {
 	procs := runtime.GOMAXPROCS(0)
 	err := benchPipeline(context.Background(), []string{"--students", "50", "--events", "3000", "--redis", r.Addr,
 		"--latency-duration", "1s", "--pace", "2000", "--redis-benchmark-n", "20000", "--log-level", "error", "--batch-trace", trace,
-		"--broker-log", logDir}, &out)
+		"--broker-log", logDir, "--linger", "1ms"}, &out)
 	if err != nil {
 		t.Fatalf("bench pipeline: %v\n%s", err, out.String())
 	}
@@ -159,7 +159,7 @@ func TestBenchBrokerLogDefaultsToATmpfsWithRoom(t *testing.T) {
 }
 
 func TestBenchPipelineRefusesNonsenseSizes(t *testing.T) {
-	for _, args := range [][]string{{"--events", "0"}, {"--students", "-1"}, {"--click-every", "-2"}} {
+	for _, args := range [][]string{{"--events", "0"}, {"--students", "-1"}, {"--click-every", "-2"}, {"--linger", "-1ms"}} {
 		if err := benchPipeline(context.Background(), args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "must be positive") {
 			t.Errorf("%v: err %v, want a clear refusal", args, err)
 		}
