@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,7 +43,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	events := fs.Int("events", 1_000_000, "events pre-produced for the saturated phase")
 	redisAddr := fs.String("redis", "", "redis-server host:port to write to; it must be empty (FLUSHALL is run). Default: start a redis-server child on a free port")
 	partitions := fs.Int("partitions", 8, "partitions per topic of the embedded broker")
-	brokerLog := fs.String("broker-log", "", `folder the embedded broker writes its log to, as a Kafka broker's log.dirs; it must be empty or absent. Default: a temporary folder, removed at exit, in /dev/shm when that is a tmpfs with room for the log (a real broker's disk writes are not the processor's machine's), else in $TMPDIR. "memory" keeps the log in the process's heap instead`)
+	brokerLog := fs.String("broker-log", "", `folder the embedded broker writes its log to, as a Kafka broker's log.dirs; it must be empty or absent. Default: a temporary folder, removed at exit. "memory" keeps the log in the process's heap instead`)
 	linger := fs.Duration("linger", 0, "how long the generator's Kafka client waits for more records of a partition before producing them (kgo.ProducerLinger); 0: it batches only what it is handed while a request is in flight. Counted in the latency: the produce time is stamped when a record is handed over")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
@@ -78,7 +76,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 	}
-	logDir, err := benchBrokerLog(*brokerLog, *events)
+	logDir, err := benchBrokerLog(*brokerLog)
 	if err != nil {
 		return err
 	}
@@ -86,7 +84,6 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		// Removed after the broker closed (deferred calls run last first).
 		defer os.RemoveAll(logDir)
 	}
-	fmt.Fprintf(out, "broker log=%s\n", cmp.Or(logDir, "memory"))
 	addr, stopRedis, err := benchRedis(*redisAddr, out)
 	if err != nil {
 		return err
@@ -488,26 +485,18 @@ func (g *benchGen) produce(ctx context.Context, cl *kgo.Client, n int) error {
 }
 
 // benchBrokerLog returns the folder the bench's broker logs to ("" keeps
-// the log in memory) for a run of events pre-produced events. A broker
-// that keeps a million events in the Go heap (kfake's in-memory files)
-// makes every garbage collection and fresh page of the process dearer,
-// which a real broker, whose log is in files, does not cost the
-// processor: with 1M events first, paced at 17,000/s, the p99 was 104-106
-// ms in memory against 60-71 ms with a log folder (docs/performance.md).
-// Nor do a real broker's disk writes: a log folder on a disk file system
-// adds its journal and write-back to this machine's two cores, so the
-// default folder is on /dev/shm when that is a tmpfs with room for the
-// log (benchLogRoom), and in $TMPDIR otherwise.
-func benchBrokerLog(flag string, events int) (string, error) {
+// the log in memory). A broker that keeps a million events in the Go heap
+// (kfake's in-memory files) makes every garbage collection and fresh page
+// of the process dearer, which a real broker, whose log is in files, does
+// not cost the processor: with 1M events first, paced at 17,000/s, the
+// p99 was 104-106 ms in memory against 60-71 ms with a log folder
+// (docs/performance.md).
+func benchBrokerLog(flag string) (string, error) {
 	switch flag {
 	case "memory":
 		return "", nil
 	case "":
-		parent := ""
-		if roomy, err := onTmpfsWithRoom("/dev/shm", benchLogRoom(events)); err == nil && roomy {
-			parent = "/dev/shm"
-		}
-		dir, err := os.MkdirTemp(parent, "classpulse-bench-broker-")
+		dir, err := os.MkdirTemp("", "classpulse-bench-broker-")
 		if err != nil {
 			return "", fmt.Errorf("bench pipeline: broker log folder: %w", err)
 		}
@@ -521,23 +510,6 @@ func benchBrokerLog(flag string, events int) (string, error) {
 		return "", fmt.Errorf("bench pipeline: --broker-log %s is not empty; the bench needs a fresh log", flag)
 	}
 	return flag, nil
-}
-
-// benchLogRoom is the free space the broker log of a run may need: the
-// pre-produced events, the paced phase's (fewer than them at the default
-// 10 s), and their topics' other records, at most 1 KiB each, and 256 MiB
-// to spare.
-func benchLogRoom(events int) uint64 { return 2*uint64(events)<<10 + 256<<20 }
-
-// onTmpfsWithRoom reports whether folder is on a tmpfs with at least need
-// bytes free.
-func onTmpfsWithRoom(folder string, need uint64) (bool, error) {
-	const tmpfsMagic = 0x01021994 // linux/magic.h TMPFS_MAGIC
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(folder, &st); err != nil {
-		return false, err
-	}
-	return st.Type == tmpfsMagic && st.Bavail*uint64(st.Bsize) >= need, nil
 }
 
 func quantile(sorted []float64, q float64) float64 {

@@ -125,39 +125,6 @@ func TestBenchPipelineRefusesABrokerLogFolderInUse(t *testing.T) {
 	}
 }
 
-func TestBenchBrokerLogDefaultsToATmpfsWithRoom(t *testing.T) {
-	if roomy, err := onTmpfsWithRoom("/dev/shm", benchLogRoom(1000)); err != nil || !roomy {
-		t.Skipf("/dev/shm is not a tmpfs with room here (%v)", err)
-	}
-	if roomy, _ := onTmpfsWithRoom(os.TempDir(), 0); roomy {
-		t.Skipf("$TMPDIR %s is a tmpfs too: the fallback cannot be told apart", os.TempDir())
-	}
-	cases := []struct {
-		name   string
-		flag   string
-		events int
-		parent string // "" the log is kept in memory
-	}{
-		{"a run the tmpfs holds", "", 1000, "/dev/shm"},
-		{"a run too large for it falls back to TMPDIR", "", 1 << 45, os.TempDir()},
-		{"memory asked for", "memory", 1000, ""},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			dir, err := benchBrokerLog(c.flag, c.events)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dir != "" {
-				t.Cleanup(func() { os.RemoveAll(dir) })
-			}
-			if (dir == "") != (c.parent == "") || (dir != "" && filepath.Dir(dir) != filepath.Clean(c.parent)) {
-				t.Errorf("log folder %q, want one in %q", dir, c.parent)
-			}
-		})
-	}
-}
-
 func TestBenchPipelineRefusesNonsenseSizes(t *testing.T) {
 	for _, args := range [][]string{{"--events", "0"}, {"--students", "-1"}, {"--click-every", "-2"}, {"--linger", "-1ms"}} {
 		if err := benchPipeline(context.Background(), args, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "must be positive") {
