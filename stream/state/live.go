@@ -90,7 +90,7 @@ type liveHash struct {
 	sums    [3]vec
 	tot     vec // session totals
 	// buckets hold the seconds in (head-300, head], oldest first.
-	buckets buckets
+	buckets []bucket
 	// legacy: the copy was loaded from a format 1 hash, which its next
 	// write replaces whole.
 	legacy bool
@@ -119,7 +119,6 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 	r.head, r.fs, r.lf, r.sums, r.tot, r.legacy = sum.head, sum.fs, sum.lf, sum.sums, sum.tot, legacy
 	r.sess, r.hasSess = h["sess"]
 	r.course = h["course"]
-	var loaded []bucket
 	for field, val := range h {
 		slot, ok := strings.CutPrefix(field, "b")
 		if !ok {
@@ -137,12 +136,9 @@ func loadRolling(h map[string]string, offField string, off int64, horizon int64)
 		for j := range v {
 			b.v[j] = float32(v[j])
 		}
-		loaded = append(loaded, b)
+		r.buckets = append(r.buckets, b)
 	}
-	sort.Slice(loaded, func(i, j int) bool { return loaded[i].sec < loaded[j].sec })
-	for _, b := range loaded {
-		r.buckets.push(b)
-	}
+	sort.Slice(r.buckets, func(i, j int) bool { return r.buckets[i].sec < r.buckets[j].sec })
 	return r
 }
 
@@ -328,6 +324,22 @@ func nextVersion(prev, offField string, offset int64) string {
 	return string(strconv.AppendUint(append(b[:0], '.'), h, 36))
 }
 
+// find returns the index of second sec in buckets, or where it would go.
+func (r *rolling) find(sec int64) (int, bool) {
+	n := len(r.buckets)
+	// The common cases: the newest second, or one after it.
+	if n == 0 || r.buckets[n-1].sec < sec {
+		return n, false
+	}
+	// Seconds mostly follow one another (one score a second): where sec
+	// is when none is missing after it.
+	if k := n - 1 - int(r.buckets[n-1].sec-sec); k >= 0 && r.buckets[k].sec == sec {
+		return k, true
+	}
+	i := sort.Search(n, func(i int) bool { return r.buckets[i].sec >= sec })
+	return i, i < n && r.buckets[i].sec == sec
+}
+
 // Modes of a live write, as the script reads them.
 const (
 	modeWrite  = "w"
@@ -402,8 +414,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 				continue
 			}
 			for old := head + 1 - w; old <= t-w; old++ {
-				if k, ok := r.buckets.find(old); ok {
-					b := r.buckets.at(k)
+				if k, ok := r.find(old); ok {
+					b := &r.buckets[k]
 					for j := range r.sums[i] {
 						r.sums[i][j] -= float64(b.v[j])
 					}
@@ -413,17 +425,19 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		head = t
 		r.head = t
 		// Drop the seconds no window can read any more.
-		if k, _ := r.buckets.find(head - longestWindow + 1); k > 0 {
-			r.buckets.drop(k)
+		if k, _ := r.find(head - longestWindow + 1); k > 0 {
+			r.buckets = r.buckets[k:]
 		}
 	}
 	slot := "b" + strconv.FormatInt(mod(t, horizon), 10)
 	if t > head-longestWindow {
-		k, ok := r.buckets.find(t)
+		k, ok := r.find(t)
 		if !ok {
-			r.buckets.insert(k, bucket{sec: t})
+			r.buckets = append(r.buckets, bucket{})
+			copy(r.buckets[k+1:], r.buckets[k:])
+			r.buckets[k] = bucket{sec: t}
 		}
-		b := r.buckets.at(k)
+		b := &r.buckets[k]
 		for j := range b.v {
 			b.v[j] = float32(float64(b.v[j]) + v[j])
 		}
@@ -482,8 +496,8 @@ func (r *rolling) step(t int64, sess, course string, v *vec, horizon int64, buf 
 		if !fresh && r.hasSess {
 			st.pairs = append(st.pairs, "sess", r.sess)
 		}
-		for k := range r.buckets.len() {
-			b := r.buckets.at(k)
+		for k := range r.buckets {
+			b := &r.buckets[k]
 			buf = appendBucket(buf[:0], b.sec, &b.v)
 			st.pairs = append(st.pairs, "b"+strconv.FormatInt(mod(b.sec, horizon), 10), room.str(buf))
 		}
