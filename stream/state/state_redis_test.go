@@ -755,9 +755,15 @@ func TestFormat1LiveHashIsReadThenRewrittenInRedis(t *testing.T) {
 	if err != nil || len(before.Seconds) != 2 || before.W1.Seconds != 2 || before.W1.Attention != 0.5 || before.SessionStartUnix != base {
 		t.Fatalf("format 1 hash read as %+v, %v", before, err)
 	}
-	res := apply(t, s, Op{Event: score("f1", 2, 1, 1), Topic: stream.TopicScores, Partition: 2, Offset: 7})
+	// The rewrite writes more pairs than a batch keeps room for per score;
+	// the next score of the batch must not write over them.
+	res := apply(t, s, Op{Event: score("f1", 2, 1, 1), Topic: stream.TopicScores, Partition: 2, Offset: 7},
+		Op{Event: score("f2", 2, 0.5, 1), Topic: stream.TopicScores, Partition: 2, Offset: 8})
 	if res[0].Status != Applied || res[0].Live.W1.Seconds != 3 || res[0].Live.W1.Attention != 0.666667 {
 		t.Fatalf("score on a format 1 hash: %+v", res[0])
+	}
+	if res[1].Status != Applied || res[1].Live.W1.Seconds != 1 || res[1].Live.W1.Attention != 0.5 {
+		t.Fatalf("score after it in the batch: %+v", res[1])
 	}
 	h, err := s.Client().HGetAll(ctx, LiveKey("f1")).Result()
 	if err != nil {
