@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -187,5 +188,18 @@ func TestPacedLogHoldsItsRecordsAcrossChunks(t *testing.T) {
 	}
 	if _, err := newPacedLog(func() (*kgo.Record, error) { return nil, errors.New("generator broke") }, 1); err == nil {
 		t.Error("newPacedLog kept going after its source failed")
+	}
+}
+
+func TestBenchClientLingersAsAsked(t *testing.T) {
+	for _, want := range []time.Duration{0, time.Millisecond, 5 * time.Millisecond} {
+		cl, err := newBenchClient([]string{"127.0.0.1:1"}, want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cl.OptValue(kgo.ProducerLinger).(time.Duration); got != want {
+			t.Errorf("--linger %v: the client lingers %v", want, got)
+		}
+		cl.Close()
 	}
 }
