@@ -34,7 +34,8 @@ var StateUnknown = []string{ColLiveSessions, ColVideoSeconds, ColVideoViews}
 //   - study seconds: the term totals ("t|course|term" of {s:<id>}:study);
 //   - final score: the course's result in its latest term ({s:<id>}:grades);
 //   - windowed click counts: the processor's DTTW counts
-//     ("d|course|window|kind" of {s:<id>}:clicks), each course's window ids
+//     ("d|course|window|kind" of {s:<id>}:dttw, and of {s:<id>}:clicks
+//     where an earlier release left them), each course's window ids
 //     from its first to its last cut into windows output windows
 //     (CutWindows);
 //   - attention and learning emotions: means over the per-second buckets
@@ -127,7 +128,10 @@ type stateCourse struct {
 
 // clicksKey is the processor's click-count hash of a student (DESIGN.md
 // §5, apply.lua KEYS[4]). The state Reader does not return the DTTW
-// counts, so they are read here by the documented key shape.
+// counts, so they are read here by the documented key shapes: the dttw
+// hash (state.DTTWKey), and the clicks hash, where releases before it kept
+// them (a student's next click moves them, so a count is in one or the
+// other).
 func clicksKey(student string) string { return state.StudentTag(student) + ":clicks" }
 
 func readStudent(ctx context.Context, rd *state.Reader, rdb redis.UniversalClient, student string, windows int) ([]*stateCourse, error) {
@@ -165,25 +169,28 @@ func readStudent(ctx context.Context, rd *state.Reader, rdb redis.UniversalClien
 	case !isNoState(err):
 		return nil, err
 	}
-	d, err := rdb.HGetAll(ctx, clicksKey(student)).Result()
-	if err != nil {
+	pipe := rdb.Pipeline()
+	dttw, legacy := pipe.HGetAll(ctx, state.DTTWKey(student)), pipe.HGetAll(ctx, clicksKey(student))
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("state: read click counts of %s: %w", student, err)
 	}
-	for f, v := range d {
-		parts := strings.Split(f, "|")
-		if len(parts) != 4 || parts[0] != "d" {
-			continue
+	for _, d := range []map[string]string{dttw.Val(), legacy.Val()} {
+		for f, v := range d {
+			parts := strings.Split(f, "|")
+			if len(parts) != 4 || parts[0] != "d" {
+				continue
+			}
+			id, err1 := strconv.ParseInt(parts[2], 10, 64)
+			n, err2 := strconv.ParseInt(v, 10, 64)
+			k := stream.KindIndex(parts[3])
+			if err1 != nil || err2 != nil || k < 0 {
+				continue
+			}
+			sc := course(parts[1])
+			counts := sc.dttw[id]
+			counts[k] += n
+			sc.dttw[id] = counts
 		}
-		id, err1 := strconv.ParseInt(parts[2], 10, 64)
-		n, err2 := strconv.ParseInt(v, 10, 64)
-		k := stream.KindIndex(parts[3])
-		if err1 != nil || err2 != nil || k < 0 {
-			continue
-		}
-		sc := course(parts[1])
-		counts := sc.dttw[id]
-		counts[k] += n
-		sc.dttw[id] = counts
 	}
 	live, err := rd.Live(ctx, student)
 	switch {

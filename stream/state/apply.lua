@@ -17,13 +17,18 @@
 --                    version "v" (binary values: state/live.go)
 --   3 study    hash  "p|course|term|period", "t|course|term", "w|course|week"
 --                    -> seconds of study
---   4 clicks   hash  "k|course|term|kind" -> count this term,
---                    "d|course|window|kind" -> count in a DTTW window
+--   4 clicks   hash  "k|course|term|kind" -> count this term (a release
+--                    before the dttw key also kept the DTTW counts here:
+--                    a student's first click moves them, see below)
 --   5 grades   hash  "term|course" -> "score|passed|elective|core"
 --   6 consent  hash  scope -> "granted|ts|policy_version|guardian"
 --   7 warn     string  the student's open warnings (JSON, owned by the rules)
 --   8 profile  hash  roster facts (class, unit, minor, under_14, …), read
 --                    only here
+--   9 dttw     hash  "d|course|window|kind" -> count in a DTTW window. Kept
+--                    apart from the clicks hash, which a click or grade
+--                    returns whole: a window's counts would make every
+--                    reply grow with the weeks of a term
 --
 -- ARGV: 1 kind (live|click|grade|consent), 2 offset field, 3 offset,
 --       4 event second (unix), 5 the offset of the previous event of the
@@ -201,7 +206,18 @@ if kind ~= 'live' then
       study('w|' .. c .. '|' .. ARGV[11])
     end
     redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
-    redis.call('HINCRBY', KEYS[4], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
+    if redis.call('EXISTS', KEYS[9]) == 0 then
+      -- The student's first click since the dttw key: DTTW counts an
+      -- earlier release kept in the clicks hash move there, once.
+      local h = redis.call('HGETALL', KEYS[4])
+      for i = 1, #h, 2 do
+        if string.byte(h[i], 1) == 100 and string.byte(h[i], 2) == 124 then -- 'd|'
+          redis.call('HINCRBY', KEYS[9], h[i], h[i + 1])
+          redis.call('HDEL', KEYS[4], h[i])
+        end
+      end
+    end
+    redis.call('HINCRBY', KEYS[9], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
     return academic(1)
   end
 

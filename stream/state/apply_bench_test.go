@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -187,5 +188,96 @@ func BenchmarkPrepareScores(b *testing.B) {
 			}
 		}
 		events += batch * n
+	}
+}
+
+// BenchmarkApplyClicks applies batches of 500 clicks of distinct students
+// to a real redis-server, each student's last click of the batch asking
+// for the academic state (as the processor asks), and reports the Redis
+// CPU per click. Every student has a roster profile, consents, grades of
+// two terms and four courses with clicks of every kind; "whole" study
+// durations take HINCRBY, "fraction" ones HINCRBYFLOAT. "term" gives every
+// student fifteen earlier weekly DTTW windows of counts (a term's
+// history: 15 × 4 courses × 14 kinds fields of the clicks hash) before the
+// benchmark, as a school's students have by the end of a term.
+func BenchmarkApplyClicks(b *testing.B) {
+	const students, batch, courses = 1000, 500, 4
+	cases := []struct {
+		name     string
+		duration float64
+		history  int // earlier DTTW windows seeded
+	}{
+		{"whole", 30, 0},
+		{"fraction", 30.5, 0},
+		{"whole/term", 30, 15},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			r := testenv.StartRedis(b)
+			rdb := r.Client(b)
+			s, err := New(rdb, Config{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			window := t0.Unix() / int64(s.cfg.Window/time.Second)
+			pipe := rdb.Pipeline()
+			for st := range students {
+				id := "bench-" + strconv.Itoa(st)
+				pipe.HSet(ctx, ProfileKey(id), "class", "c-"+strconv.Itoa(st/40), "minor", "0", "under_14", "0", "wants_degree", "1")
+				pipe.HSet(ctx, ConsentKey(id), stream.ScopeCamera, "1|1767225600|2026-1|", stream.ScopeClickstream, "1|1767225600|2026-1|")
+				for ci := range courses {
+					course := "course-" + strconv.Itoa(ci)
+					pipe.HSet(ctx, StudentTag(id)+":grades", "2025-autumn|"+course, "71|1|0|1", "2026-spring|"+course, "58|0|0|1")
+					for w := window - int64(c.history); w < window; w++ {
+						for _, kind := range stream.ClickKinds {
+							pipe.HSet(ctx, StudentTag(id)+":clicks", "d|"+course+"|"+strconv.FormatInt(w, 10)+"|"+kind, 3)
+						}
+					}
+				}
+				if _, err := pipe.Exec(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			next, offset := 0, int64(0)
+			ops := func() []Op {
+				out := make([]Op, batch)
+				for i := range out {
+					st := next % students
+					kind := stream.ClickKinds[(next/students)%len(stream.ClickKinds)]
+					course := "course-" + strconv.Itoa((next/students/len(stream.ClickKinds))%courses)
+					next++
+					offset++
+					e := &stream.Click{Header: stream.NewHeader("bench-"+strconv.Itoa(st), t0.Add(time.Duration(next/students)*time.Second)), Course: course, Kind: kind}
+					if kind == stream.KindStudy {
+						e.DurationS = c.duration
+					}
+					out[i] = Op{Event: e, Topic: stream.TopicClicks, Partition: 1, Offset: offset}
+				}
+				return out
+			}
+			// Every student gets every kind of every course first: the
+			// hashes are as full as they stay.
+			for range students * len(stream.ClickKinds) * courses / batch {
+				if _, err := s.Apply(ctx, fixedCal{}, ops()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu0 := redisCPU(b, rdb)
+			b.ResetTimer()
+			events := 0
+			for events < b.N {
+				res, err := s.Apply(ctx, fixedCal{}, ops())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res[0].Status != Applied || res[0].Academic == nil {
+					b.Fatalf("status %v, academic %v", res[0].Status, res[0].Academic)
+				}
+				events += batch
+			}
+			b.StopTimer()
+			b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(events), "redis-µs/event")
+		})
 	}
 }

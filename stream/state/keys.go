@@ -13,8 +13,13 @@ func StudentTag(student string) string { return "{s:" + student + "}" }
 // script takes them for a click, grade or consent.
 func StudentKeys(student string) []string {
 	t := StudentTag(student)
-	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile"}
+	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile", t + ":dttw"}
 }
+
+// DTTWKey holds a student's click counts per DTTW window
+// ("d|course|window|kind"), apart from the term counts of the clicks hash
+// that the rules read with every click.
+func DTTWKey(student string) string { return StudentTag(student) + ":dttw" }
 
 // scoreKeys are the apply script's KEYS for a score: only the five it
 // uses (each key is an argument Redis turns into an object and a Lua
