@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -199,17 +200,23 @@ func BenchmarkPrepareScores(b *testing.B) {
 // durations take HINCRBY, "fraction" ones HINCRBYFLOAT. "term" gives every
 // student fifteen earlier weekly DTTW windows of counts (a term's
 // history: 15 × 4 courses × 14 kinds fields of the clicks hash) before the
-// benchmark, as a school's students have by the end of a term.
+// benchmark, as a school's students have by the end of a term. "whole/
+// two-years" gives every student two years of weekly study totals
+// ("w|course|week" of the study hash, 104 weeks × 4 courses): the rules
+// read two weeks of them, but a click returns them all, so this case
+// measures a cost that still grows with a student's history.
 func BenchmarkApplyClicks(b *testing.B) {
 	const students, batch, courses = 1000, 500, 4
 	cases := []struct {
 		name     string
 		duration float64
 		history  int // earlier DTTW windows seeded
+		weeks    int // earlier weeks of study totals seeded
 	}{
-		{"whole", 30, 0},
-		{"fraction", 30.5, 0},
-		{"whole/term", 30, 15},
+		{"whole", 30, 0, 0},
+		{"fraction", 30.5, 0, 0},
+		{"whole/term", 30, 15, 0},
+		{"whole/two-years", 30, 0, 104},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -229,6 +236,10 @@ func BenchmarkApplyClicks(b *testing.B) {
 				for ci := range courses {
 					course := "course-" + strconv.Itoa(ci)
 					pipe.HSet(ctx, StudentTag(id)+":grades", "2025-autumn|"+course, "71|1|0|1", "2026-spring|"+course, "58|0|0|1")
+					for w := range c.weeks {
+						y, wk := t0.AddDate(0, 0, -7*(w+1)).ISOWeek()
+						pipe.HSet(ctx, StudentTag(id)+":study", fmt.Sprintf("w|%s|%04d-W%02d", course, y, wk), 3600)
+					}
 					for w := window - int64(c.history); w < window; w++ {
 						for _, kind := range stream.ClickKinds {
 							pipe.HSet(ctx, StudentTag(id)+":clicks", "d|"+course+"|"+strconv.FormatInt(w, 10)+"|"+kind, 3)
