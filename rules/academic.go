@@ -38,9 +38,12 @@ func (p *Policy) WeekKey(t time.Time) string {
 	return weekKey(y, w)
 }
 
-// lastWeeks returns the keys of the week before t's week and of the one
-// before that, in the calendar's zone.
-func (p *Policy) lastWeeks(t time.Time) (last, prev string) {
+// LastWeeks returns the keys of the week before t's week and of the one
+// before that, in the calendar's zone: the weeks of WeekStudySeconds the
+// rules read (the trend notice, custom rules' last_week_hours and
+// previous_week_hours). The stream processor's state returns only these
+// weeks with a click or grade (stream/state).
+func (p *Policy) LastWeeks(t time.Time) (last, prev string) {
 	y, m, d := t.In(p.loc).Date()
 	noon := time.Date(y, m, d, 12, 0, 0, 0, p.loc) // a DST shift cannot change the day
 	ly, lw := noon.Add(-7 * 24 * time.Hour).ISOWeek()
@@ -366,7 +369,7 @@ func (e *evaluator) trend(term *Term) {
 			continue
 		}
 		if lastKey == "" {
-			lastKey, prevKey = p.lastWeeks(s.Now)
+			lastKey, prevKey = p.LastWeeks(s.Now)
 		}
 		prev, last := cs.WeekStudySeconds[prevKey]/3600, cs.WeekStudySeconds[lastKey]/3600
 		if prev <= 0 || prev < p.Trend.MinPreviousHours {

@@ -280,7 +280,7 @@ func (e *evaluator) celView() *celStudent {
 			FaceAbsentS: l.FaceAbsentSeconds,
 		}
 	}
-	lastKey, prevKey := p.lastWeeks(s.Now)
+	lastKey, prevKey := p.LastWeeks(s.Now)
 	v.Courses = make([]celCourse, 0, len(s.Courses))
 	for i := range s.Courses {
 		cs := &s.Courses[i]

@@ -476,9 +476,9 @@ func TestLastWeeksAcrossTheYearAndZone(t *testing.T) {
 		{day(2027, 1, 13), "2027-W01", "2026-W53"},
 	}
 	for _, c := range cases {
-		last, prev := p.lastWeeks(c.at)
+		last, prev := p.LastWeeks(c.at)
 		if last != c.last || prev != c.prev {
-			t.Errorf("lastWeeks(%v) = %s %s, want %s %s", c.at, last, prev, c.last, c.prev)
+			t.Errorf("LastWeeks(%v) = %s %s, want %s %s", c.at, last, prev, c.last, c.prev)
 		}
 		if got := p.WeekKey(c.at.AddDate(0, 0, -7)); got != c.last {
 			t.Errorf("WeekKey(%v - 7 days) = %s, want %s", c.at, got, c.last)

@@ -37,6 +37,10 @@ func (noTerm) WeekKey(t time.Time) string {
 	return fmt.Sprintf("%04d-W%02d", y, w)
 }
 
+func (c noTerm) LastWeeks(t time.Time) (last, prev string) {
+	return c.WeekKey(t.AddDate(0, 0, -7)), c.WeekKey(t.AddDate(0, 0, -14))
+}
+
 func scoreOps(students, partitions int, now time.Time) []state.Op {
 	ops := make([]state.Op, 0, students)
 	next := make([]int64, partitions)

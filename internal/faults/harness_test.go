@@ -276,7 +276,7 @@ func (w *workload) publish(ctx context.Context, prod *stream.Producer, batch int
 	return out
 }
 
-// digest is every study, click, DTTW window and live field of every student of the
+// digest is every study, weekly study, click, DTTW window and live field of every student of the
 // workload: the academic state the processor derives from clicks and the
 // live buckets and rolling windows it derives from scores.
 func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]string, error) {
@@ -284,7 +284,7 @@ func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]st
 	var cmds []*redis.MapStringStringCmd
 	for _, s := range w.students {
 		tag := state.StudentTag(s)
-		cmds = append(cmds, pipe.HGetAll(ctx, tag+":study"), pipe.HGetAll(ctx, tag+":clicks"), pipe.HGetAll(ctx, tag+":live"), pipe.HGetAll(ctx, state.DTTWKey(s)))
+		cmds = append(cmds, pipe.HGetAll(ctx, tag+":study"), pipe.HGetAll(ctx, tag+":clicks"), pipe.HGetAll(ctx, tag+":live"), pipe.HGetAll(ctx, state.DTTWKey(s)), pipe.HGetAll(ctx, state.WeeksKey(s)))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
@@ -292,7 +292,7 @@ func (w *workload) digest(ctx context.Context, rdb *redis.Client) (map[string]st
 	d := map[string]string{}
 	for i, c := range cmds {
 		for f, v := range c.Val() {
-			d[fmt.Sprintf("%s/%d/%s", w.students[i/4], i%4, f)] = v
+			d[fmt.Sprintf("%s/%d/%s", w.students[i/5], i%5, f)] = v
 		}
 	}
 	return d, nil

@@ -15,8 +15,10 @@
 --                    first second, last second with a face, window sums,
 --                    session totals), session "sess", course "course",
 --                    version "v" (binary values: state/live.go)
---   3 study    hash  "p|course|term|period", "t|course|term", "w|course|week"
---                    -> seconds of study
+--   3 study    hash  "p|course|term|period", "t|course|term" -> seconds of
+--                    study (a release before the weeks key also kept the
+--                    weekly totals here: a student's first study click
+--                    moves them, see below)
 --   4 clicks   hash  "k|course|term|kind" -> count this term (a release
 --                    before the dttw key also kept the DTTW counts here:
 --                    a student's first click moves them, see below)
@@ -29,6 +31,8 @@
 --                    apart from the clicks hash, which a click or grade
 --                    returns whole: a window's counts would make every
 --                    reply grow with the weeks of a term
+--  10 weeks    hash  "w|course|week" -> seconds of study that week; a click
+--                    or grade returns only the two weeks the rules read
 --
 -- ARGV: 1 kind (live|click|grade|consent), 2 offset field, 3 offset,
 --       4 event second (unix), 5 the offset of the previous event of the
@@ -145,13 +149,41 @@ if kind ~= 'live' then
   -- A click or grade answers with the student's academic state only when
   -- the caller asks (its last one of the student in the pipeline: the
   -- rules are evaluated once per student per batch, on the latest state).
+  -- The weeks the rules read of the weekly totals (Calendar.LastWeeks):
+  -- click ARGV 14 and 15, grade ARGV 10 and 11.
   local want = (kind == 'click' and ARGV[13]) or (kind == 'grade' and ARGV[9]) or ''
+  local lastWeek = (kind == 'click' and ARGV[14]) or (kind == 'grade' and ARGV[10]) or ''
+  local prevWeek = (kind == 'click' and ARGV[15]) or (kind == 'grade' and ARGV[11]) or ''
   local function academic(status)
     if want ~= '1' then
       return {status}
     end
+    -- The study hash, and those two weeks of every course it holds a
+    -- term total of (a week's total comes with a term total: a study
+    -- click writes both), as if they were fields of the study hash.
+    local study = redis.call('HGETALL', KEYS[3])
+    if lastWeek ~= '' then
+      local fields, seen = {}, {}
+      for i = 1, #study, 2 do
+        local c = string.match(study[i], '^t|([^|]*)|')
+        if c and not seen[c] then
+          seen[c] = true
+          fields[#fields + 1] = 'w|' .. c .. '|' .. lastWeek
+          fields[#fields + 1] = 'w|' .. c .. '|' .. prevWeek
+        end
+      end
+      if #fields > 0 then
+        local v = redis.call('HMGET', KEYS[10], unpack(fields))
+        for j = 1, #fields do
+          if v[j] then
+            study[#study + 1] = fields[j]
+            study[#study + 1] = v[j]
+          end
+        end
+      end
+    end
     return {status,
-      redis.call('HGETALL', KEYS[3]),
+      study,
       redis.call('HGETALL', KEYS[4]),
       redis.call('HGETALL', KEYS[5]),
       redis.call('HGETALL', KEYS[8]),
@@ -182,7 +214,8 @@ if kind ~= 'live' then
 
   if kind == 'click' then
     -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
-    --      week, 12 DTTW window id, 13 '1' to return the academic state.
+    --      week, 12 DTTW window id, 13 '1' to return the academic state,
+    --      14 and 15 the weeks of the weekly totals it returns.
     local c, term = ARGV[6], ARGV[9]
     local dur = tonumber(ARGV[8])
     if ARGV[7] == 'study' and dur > 0 then
@@ -194,16 +227,28 @@ if kind ~= 'live' then
       -- HINCRBYFLOAT alone would have written it.
       local add = ARGV[8]
       local whole = not string.find(add, '[^0-9]')
-      local function study(field)
+      local function study(key, field)
         if whole then
-          local r = redis.pcall('HINCRBY', KEYS[3], field, add)
+          local r = redis.pcall('HINCRBY', key, field, add)
           if type(r) ~= 'table' or not r.err then return end
         end
-        redis.call('HINCRBYFLOAT', KEYS[3], field, add)
+        redis.call('HINCRBYFLOAT', key, field, add)
       end
-      if ARGV[10] ~= '' then study('p|' .. c .. '|' .. term .. '|' .. ARGV[10]) end
-      study('t|' .. c .. '|' .. term)
-      study('w|' .. c .. '|' .. ARGV[11])
+      if redis.call('EXISTS', KEYS[10]) == 0 then
+        -- The student's first study click since the weeks key: weekly
+        -- totals an earlier release kept in the study hash move there,
+        -- once.
+        local h = redis.call('HGETALL', KEYS[3])
+        for i = 1, #h, 2 do
+          if string.byte(h[i], 1) == 119 and string.byte(h[i], 2) == 124 then -- 'w|'
+            redis.call('HSET', KEYS[10], h[i], h[i + 1])
+            redis.call('HDEL', KEYS[3], h[i])
+          end
+        end
+      end
+      if ARGV[10] ~= '' then study(KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[10]) end
+      study(KEYS[3], 't|' .. c .. '|' .. term)
+      study(KEYS[10], 'w|' .. c .. '|' .. ARGV[11])
     end
     redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
     if redis.call('EXISTS', KEYS[9]) == 0 then
@@ -223,7 +268,8 @@ if kind ~= 'live' then
 
   if kind == 'grade' then
     -- ARGV 6 term, 7 course, 8 "score|passed|elective|core", 9 '1' to
-    --      return the academic state.
+    --      return the academic state, 10 and 11 the weeks of the weekly
+    --      totals it returns.
     redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
     return academic(1)
   end

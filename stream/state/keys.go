@@ -13,8 +13,14 @@ func StudentTag(student string) string { return "{s:" + student + "}" }
 // script takes them for a click, grade or consent.
 func StudentKeys(student string) []string {
 	t := StudentTag(student)
-	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile", t + ":dttw"}
+	return []string{t + ":off", t + ":live", t + ":study", t + ":clicks", t + ":grades", t + ":consent", t + ":warn", t + ":profile", t + ":dttw", t + ":weeks"}
 }
+
+// WeeksKey holds a student's study seconds per course and week
+// ("w|course|week"). A click or grade returns only the weeks the rules
+// read (Calendar), so that its reply does not grow with the weeks a
+// student has studied.
+func WeeksKey(student string) string { return StudentTag(student) + ":weeks" }
 
 // DTTWKey holds a student's click counts per DTTW window
 // ("d|course|window|kind"), apart from the term counts of the clicks hash

@@ -147,14 +147,16 @@ func parseBucket(s string) (LiveSecond, bool) {
 }
 
 // Academic returns the student's academic state (study time, click counts,
-// grades, profile) as the rules see it after a click or grade, or an error
-// wrapping ErrNoState when all of it is empty.
+// grades, profile) as the rules see it after a click or grade, but with
+// every week's study time (a click's reply carries the two weeks the
+// rules read), or an error wrapping ErrNoState when all of it is empty.
 func (r *Reader) Academic(ctx context.Context, student string) (*Academic, error) {
 	keys := StudentKeys(student)
 	pipe := r.rdb.Pipeline()
 	cmds := []*redis.MapStringStringCmd{
 		pipe.HGetAll(ctx, keys[2]), pipe.HGetAll(ctx, keys[3]), pipe.HGetAll(ctx, keys[4]), pipe.HGetAll(ctx, keys[7]),
 	}
+	weeks := pipe.HGetAll(ctx, WeeksKey(student))
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("state: read academic state: %w", err)
 	}
@@ -164,6 +166,10 @@ func (r *Reader) Academic(ctx context.Context, student string) (*Academic, error
 		arr[i] = flatten(c.Val())
 		empty = empty && len(c.Val()) == 0
 	}
+	// The weekly totals are read as fields of the study hash, where
+	// releases before the weeks hash kept them.
+	arr[0] = append(arr[0].([]any), flatten(weeks.Val())...)
+	empty = empty && len(weeks.Val()) == 0
 	if empty {
 		return nil, fmt.Errorf("academic state of %s: %w", student, ErrNoState)
 	}

@@ -3,6 +3,7 @@ package state_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math"
 	"reflect"
 	"testing"
@@ -167,18 +168,42 @@ func academicEvents(student string) []stream.Event {
 	}
 }
 
+// TestReaderAcademicIsWhatTheRulesSaw: the reader returns what the rules
+// saw after the last click or grade, but every week's study time, where
+// the rules get only the two weeks they read (Calendar.LastWeeks).
 func TestReaderAcademicIsWhatTheRulesSaw(t *testing.T) {
 	f := newFixture(t)
+	week := 7 * 24 * time.Hour
+	var earlier []stream.Event
+	for w := 1; w <= 4; w++ { // one study click a week in the four weeks before
+		earlier = append(earlier, &stream.Click{Header: stream.NewHeader("st3", t0.Add(-time.Duration(w)*week)), Course: "calculus", Kind: stream.KindStudy, DurationS: float64(600 * w)})
+	}
+	f.apply(earlier...)
 	last := f.apply(academicEvents("st3")...)
 	a, err := f.reader.Academic(context.Background(), "st3")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if got := len(a.Study["calculus"].ByWeek); got != 5 {
+		t.Fatalf("reader: calculus has %d weeks %v, want 5", got, a.Study["calculus"].ByWeek)
+	}
+	lastWeek, prevWeek := rules.DefaultPolicy().LastWeeks(t0.Add(7 * time.Minute)) // the last grade's time
+	want := map[string]float64{lastWeek: 600, prevWeek: 1200}
+	if got := last.Academic.Study["calculus"].ByWeek; !maps.Equal(got, want) {
+		t.Fatalf("the rules saw calculus weeks %v, want %v", got, want)
+	}
+	if got := last.Academic.Study["law"].ByWeek; len(got) != 0 {
+		t.Fatalf("the rules saw law weeks %v, want none (law was studied this week only)", got)
+	}
+	for c, st := range a.Study {
+		maps.DeleteFunc(st.ByWeek, func(w string, _ float64) bool { return w != lastWeek && w != prevWeek })
+		last.Academic.Study[c].ByWeek = st.ByWeek // law's: empty either way
+	}
 	if !reflect.DeepEqual(a, last.Academic) {
 		t.Fatalf("reader:\n%+v\napply result:\n%+v", a, last.Academic)
 	}
-	if got := a.Study["calculus"].ByTerm["2026-autumn"]; got != 10800 {
-		t.Fatalf("calculus study %v s, want 10800", got)
+	if got := a.Study["calculus"].ByTerm["2026-autumn"]; got != 10800+6000 {
+		t.Fatalf("calculus study %v s, want 16800", got)
 	}
 }
 

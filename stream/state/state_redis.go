@@ -177,6 +177,27 @@ type Calendar interface {
 	// WeekKey names the week of t the way the week-over-week trend rule
 	// reads it, so that study time is bucketed where the rule looks.
 	WeekKey(t time.Time) string
+	// LastWeeks names the two weeks before t's that the rules read when
+	// they evaluate a student at t; a click or grade returns only those
+	// weeks' study time.
+	LastWeeks(t time.Time) (last, prev string)
+}
+
+// utcCalendar places every event in UTC ISO weeks and outside every term:
+// the calendar of a caller that passes none.
+type utcCalendar struct{}
+
+func (utcCalendar) PeriodAt(time.Time) (string, string, bool) { return "", "", false }
+
+func (utcCalendar) WeekKey(t time.Time) string {
+	y, w := t.UTC().ISOWeek()
+	return fmt.Sprintf("%04d-W%02d", y, w)
+}
+
+func (c utcCalendar) LastWeeks(t time.Time) (last, prev string) {
+	y, m, d := t.UTC().Date()
+	noon := time.Date(y, m, d, 12, 0, 0, 0, time.UTC)
+	return c.WeekKey(noon.AddDate(0, 0, -7)), c.WeekKey(noon.AddDate(0, 0, -14))
 }
 
 // Op is one event to apply, with where it was read from.
@@ -295,6 +316,9 @@ type Prepared struct {
 // computed on it, so a prepared batch that was never sent (the processor
 // stopped, or this batch failed) leaves no event taken for a duplicate.
 func (s *Store) Prepare(ctx context.Context, cal Calendar, ops []Op) (*Prepared, error) {
+	if cal == nil {
+		cal = utcCalendar{}
+	}
 	p := &Prepared{cal: cal, ops: ops, out: make([]Result, len(ops))}
 	if len(ops) == 0 {
 		return p, nil
@@ -930,23 +954,16 @@ func (s *Store) scriptArgs(cal Calendar, op Op, field, prev string, wantState bo
 	case *stream.Click:
 		base[0] = "click"
 		term, period := "none", ""
-		if cal != nil {
-			if t, p, ok := cal.PeriodAt(h.TS.Time); ok {
-				term, period = t, p
-			}
-		}
-		var week string
-		if cal != nil {
-			week = cal.WeekKey(h.TS.Time)
-		} else {
-			y, w := h.TS.UTC().ISOWeek()
-			week = fmt.Sprintf("%04d-W%02d", y, w)
+		if t, p, ok := cal.PeriodAt(h.TS.Time); ok {
+			term, period = t, p
 		}
 		window := strconv.FormatInt(h.TS.Unix()/int64(s.cfg.Window/time.Second), 10)
-		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, week, window, want), nil
+		last, prev := cal.LastWeeks(h.TS.Time)
+		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, cal.WeekKey(h.TS.Time), window, want, last, prev), nil
 	case *stream.Grade:
 		base[0] = "grade"
-		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want), nil
+		last, prev := cal.LastWeeks(h.TS.Time)
+		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want, last, prev), nil
 	case *stream.Consent:
 		base[0] = "consent"
 		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian, b01(op.Audit)), nil

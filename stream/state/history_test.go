@@ -96,3 +96,52 @@ func TestDTTWCountsAnEarlierReleaseKeptInTheClicksHashMoveOnTheNextClick(t *test
 		}
 	}
 }
+
+// TestWeeklyTotalsAnEarlierReleaseKeptInTheStudyHashMoveOnTheNextStudyClick:
+// a release before the weeks hash kept weekly study totals in the study
+// hash. Until the student's next study click moves them, a click returns
+// them all; after it, only the weeks the rules read, of every course.
+func TestWeeklyTotalsAnEarlierReleaseKeptInTheStudyHashMoveOnTheNextStudyClick(t *testing.T) {
+	s := newStore(t)
+	ctx := context.Background()
+	cal := fixedCal{}
+	at := t0.Add(time.Minute)
+	last, prev := cal.LastWeeks(at)
+	old := cal.WeekKey(at.AddDate(0, 0, -70))
+	now := cal.WeekKey(at)
+	if err := s.rdb.HSet(ctx, StudentTag("w1")+":study",
+		"t|calculus|2026-autumn", 5000, "t|law|2026-spring", 700,
+		"w|calculus|"+old, 1000, "w|calculus|"+prev, 1500, "w|calculus|"+last, 2500, "w|law|"+last, 700).Err(); err != nil {
+		t.Fatal(err)
+	}
+	quiz := Op{Event: click("w1", time.Minute, stream.KindQuiz), Topic: stream.TopicClicks, Partition: 0, Offset: 1}
+	res := apply(t, s, quiz)
+	if got := res[0].Academic.Study["calculus"].ByWeek; len(got) != 3 {
+		t.Fatalf("before the move a click returns every week: %v", got)
+	}
+	study := &stream.Click{Header: stream.NewHeader("w1", t0.Add(2*time.Minute)), Course: "calculus", Kind: stream.KindStudy, DurationS: 60}
+	res = apply(t, s, Op{Event: study, Topic: stream.TopicClicks, Partition: 0, Offset: 2})
+	wantCalc := map[string]float64{prev: 1500, last: 2500}
+	if got := res[0].Academic.Study["calculus"].ByWeek; !maps.Equal(got, wantCalc) {
+		t.Fatalf("calculus weeks after the move %v, want %v", got, wantCalc)
+	}
+	// law's term total is of another term: custom rules read its weeks too.
+	if got, want := res[0].Academic.Study["law"].ByWeek, map[string]float64{last: 700}; !maps.Equal(got, want) {
+		t.Fatalf("law weeks after the move %v, want %v", got, want)
+	}
+	st, err := s.rdb.HGetAll(ctx, StudentTag("w1")+":study").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := map[string]string{"t|calculus|2026-autumn": "5060", "t|law|2026-spring": "700", "p|calculus|2026-autumn|p3": "60"}; !maps.Equal(st, want) {
+		t.Fatalf("study hash %v, want %v", st, want)
+	}
+	weeks, err := s.rdb.HGetAll(ctx, WeeksKey("w1")).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"w|calculus|" + old: "1000", "w|calculus|" + prev: "1500", "w|calculus|" + last: "2500", "w|law|" + last: "700", "w|calculus|" + now: "60"}
+	if !maps.Equal(weeks, want) {
+		t.Fatalf("weeks hash %v, want %v", weeks, want)
+	}
+}
