@@ -190,6 +190,20 @@ if kind ~= 'live' then
       redis.call('GET', KEYS[7]) or ''}
   end
 
+  -- moveOnce moves the fields of hash from named "<letter>|…" (b is the
+  -- letter's byte) to hash to, when to does not exist yet: the first
+  -- write to a hash that took over fields an earlier release kept in from.
+  local function moveOnce(from, to, b)
+    if redis.call('EXISTS', to) == 1 then return end
+    local h = redis.call('HGETALL', from)
+    for i = 1, #h, 2 do
+      if string.byte(h[i], 1) == b and string.byte(h[i], 2) == 124 then
+        redis.call('HSET', to, h[i], h[i + 1])
+        redis.call('HDEL', from, h[i])
+      end
+    end
+  end
+
   -- The outbox marker of a consent: kept from the write until the caller
   -- published the consent's audit record (state.Store.AuditsPublished).
   local marker = 'audit|' .. offField .. '|' .. ARGV[3]
@@ -234,34 +248,15 @@ if kind ~= 'live' then
         end
         redis.call('HINCRBYFLOAT', key, field, add)
       end
-      if redis.call('EXISTS', KEYS[10]) == 0 then
-        -- The student's first study click since the weeks key: weekly
-        -- totals an earlier release kept in the study hash move there,
-        -- once.
-        local h = redis.call('HGETALL', KEYS[3])
-        for i = 1, #h, 2 do
-          if string.byte(h[i], 1) == 119 and string.byte(h[i], 2) == 124 then -- 'w|'
-            redis.call('HSET', KEYS[10], h[i], h[i + 1])
-            redis.call('HDEL', KEYS[3], h[i])
-          end
-        end
-      end
+      -- Weekly totals an earlier release kept in the study hash.
+      moveOnce(KEYS[3], KEYS[10], 119) -- 'w|'
       if ARGV[10] ~= '' then study(KEYS[3], 'p|' .. c .. '|' .. term .. '|' .. ARGV[10]) end
       study(KEYS[3], 't|' .. c .. '|' .. term)
       study(KEYS[10], 'w|' .. c .. '|' .. ARGV[11])
     end
     redis.call('HINCRBY', KEYS[4], 'k|' .. c .. '|' .. term .. '|' .. ARGV[7], 1)
-    if redis.call('EXISTS', KEYS[9]) == 0 then
-      -- The student's first click since the dttw key: DTTW counts an
-      -- earlier release kept in the clicks hash move there, once.
-      local h = redis.call('HGETALL', KEYS[4])
-      for i = 1, #h, 2 do
-        if string.byte(h[i], 1) == 100 and string.byte(h[i], 2) == 124 then -- 'd|'
-          redis.call('HINCRBY', KEYS[9], h[i], h[i + 1])
-          redis.call('HDEL', KEYS[4], h[i])
-        end
-      end
-    end
+    -- DTTW counts an earlier release kept in the clicks hash.
+    moveOnce(KEYS[4], KEYS[9], 100) -- 'd|'
     redis.call('HINCRBY', KEYS[9], 'd|' .. c .. '|' .. ARGV[12] .. '|' .. ARGV[7], 1)
     return academic(1)
   end
