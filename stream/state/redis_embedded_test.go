@@ -39,10 +39,23 @@ func TestTheApplyScriptRunsOnTheEmbeddedRedis(t *testing.T) {
 			t.Fatalf("score %d: %v", sec, res[0].Status)
 		}
 	}
+	// The first study click is a week earlier: the last one's reply
+	// carries that week, as the rules read it (Calendar.LastWeeks).
 	for k, d := range []float64{30, 0.5, 30} {
-		click := &stream.Click{Header: stream.NewHeader("e1", t0), Course: "law", Kind: "study", DurationS: d}
-		if res := apply(t, s, Op{Event: click, Topic: stream.TopicClicks, Offset: int64(k + 1)}); res[0].Status != Applied {
+		at := t0
+		if k == 0 {
+			at = t0.AddDate(0, 0, -7)
+		}
+		click := &stream.Click{Header: stream.NewHeader("e1", at), Course: "law", Kind: "study", DurationS: d}
+		res := apply(t, s, Op{Event: click, Topic: stream.TopicClicks, Offset: int64(k + 1)})
+		if res[0].Status != Applied || res[0].Academic == nil {
 			t.Fatalf("click %d: %v", k, res[0].Status)
+		}
+		if k == 2 {
+			last, _ := fixedCal{}.LastWeeks(at)
+			if got := res[0].Academic.Study["law"].ByWeek; len(got) != 1 || got[last] != 30 {
+				t.Fatalf("weeks in the last click's reply %v, want %s: 30", got, last)
+			}
 		}
 	}
 	if got, _ := rdb.HGet(ctx, StudentTag("e1")+":study", "t|law|2026-autumn").Result(); got != "60.5" {
