@@ -144,4 +144,25 @@ func TestWeeklyTotalsAnEarlierReleaseKeptInTheStudyHashMoveOnTheNextStudyClick(t
 	if !maps.Equal(weeks, want) {
 		t.Fatalf("weeks hash %v, want %v", weeks, want)
 	}
+
+	// While pods of both releases run, an older one adds to the week in
+	// the study hash again: a click and the reader count both parts.
+	if err := s.rdb.HIncrBy(ctx, StudentTag("w1")+":study", "w|calculus|"+last, 500).Err(); err != nil {
+		t.Fatal(err)
+	}
+	res = apply(t, s, Op{Event: click("w1", 3*time.Minute, stream.KindQuiz), Topic: stream.TopicClicks, Partition: 0, Offset: 3})
+	if got := res[0].Academic.Study["calculus"].ByWeek[last]; got != 3000 {
+		t.Fatalf("last week in the reply %v s, want 2500 + 500", got)
+	}
+	rd, err := NewReader(s.rdb, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := rd.Academic(ctx, "w1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Study["calculus"].ByWeek[last]; got != 3000 {
+		t.Fatalf("last week from the reader %v s, want 2500 + 500", got)
+	}
 }

@@ -140,7 +140,9 @@ func parseAcademic(arr []any) (*Academic, error) {
 		case parts[0] == "t":
 			cs.ByTerm[parts[2]] = sec
 		case parts[0] == "w":
-			cs.ByWeek[parts[2]] = sec
+			// Added: a week can be in the study hash, where an older
+			// release writes it, and in the weeks hash (keys.go).
+			cs.ByWeek[parts[2]] += sec
 		}
 	}
 	clicks, err := pairs(arr[1])
