@@ -229,7 +229,8 @@ if kind ~= 'live' then
   if kind == 'click' then
     -- ARGV 6 course, 7 kind, 8 duration seconds, 9 term, 10 period, 11 ISO
     --      week, 12 DTTW window id, 13 '1' to return the academic state,
-    --      14 and 15 the weeks of the weekly totals it returns.
+    --      14 and 15 the weeks of the weekly totals it returns ('' when
+--      13 asks for none).
     local c, term = ARGV[6], ARGV[9]
     local dur = tonumber(ARGV[8])
     if ARGV[7] == 'study' and dur > 0 then
@@ -264,7 +265,7 @@ if kind ~= 'live' then
   if kind == 'grade' then
     -- ARGV 6 term, 7 course, 8 "score|passed|elective|core", 9 '1' to
     --      return the academic state, 10 and 11 the weeks of the weekly
-    --      totals it returns.
+    --      totals it returns ('' when 9 asks for none).
     redis.call('HSET', KEYS[5], ARGV[6] .. '|' .. ARGV[7], ARGV[8])
     return academic(1)
   end

@@ -156,7 +156,7 @@ func (r *Reader) Academic(ctx context.Context, student string) (*Academic, error
 	cmds := []*redis.MapStringStringCmd{
 		pipe.HGetAll(ctx, keys[2]), pipe.HGetAll(ctx, keys[3]), pipe.HGetAll(ctx, keys[4]), pipe.HGetAll(ctx, keys[7]),
 	}
-	weeks := pipe.HGetAll(ctx, WeeksKey(student))
+	weeks := pipe.HGetAll(ctx, keys[9])
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, fmt.Errorf("state: read academic state: %w", err)
 	}

@@ -195,9 +195,8 @@ func TestReaderAcademicIsWhatTheRulesSaw(t *testing.T) {
 	if got := last.Academic.Study["law"].ByWeek; len(got) != 0 {
 		t.Fatalf("the rules saw law weeks %v, want none (law was studied this week only)", got)
 	}
-	for c, st := range a.Study {
+	for _, st := range a.Study {
 		maps.DeleteFunc(st.ByWeek, func(w string, _ float64) bool { return w != lastWeek && w != prevWeek })
-		last.Academic.Study[c].ByWeek = st.ByWeek // law's: empty either way
 	}
 	if !reflect.DeepEqual(a, last.Academic) {
 		t.Fatalf("reader:\n%+v\napply result:\n%+v", a, last.Academic)

@@ -942,9 +942,11 @@ func (s *Store) runPipeline(ctx context.Context, calls []call) ([]*redis.Cmd, er
 // first); wantState asks a click or grade to answer with the student's
 // academic state.
 func (s *Store) scriptArgs(cal Calendar, op Op, field, prev string, wantState bool) ([]string, []any, error) {
-	want := ""
+	// The weeks of study time the reply carries: only a reply needs them.
+	want, lastWeek, prevWeek := "", "", ""
 	if wantState {
 		want = "1"
+		lastWeek, prevWeek = cal.LastWeeks(op.Event.EventHeader().TS.Time)
 	}
 	h := op.Event.EventHeader()
 	keys := StudentKeys(h.Student)
@@ -958,12 +960,10 @@ func (s *Store) scriptArgs(cal Calendar, op Op, field, prev string, wantState bo
 			term, period = t, p
 		}
 		window := strconv.FormatInt(h.TS.Unix()/int64(s.cfg.Window/time.Second), 10)
-		last, prev := cal.LastWeeks(h.TS.Time)
-		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, cal.WeekKey(h.TS.Time), window, want, last, prev), nil
+		return keys, append(base, e.Course, e.Kind, e.DurationS, term, period, cal.WeekKey(h.TS.Time), window, want, lastWeek, prevWeek), nil
 	case *stream.Grade:
 		base[0] = "grade"
-		last, prev := cal.LastWeeks(h.TS.Time)
-		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want, last, prev), nil
+		return keys, append(base, e.Term, e.Course, fmt.Sprintf("%g|%s|%s|%s", e.Score, b01(e.Passed), b01(e.Elective), b01(e.Core)), want, lastWeek, prevWeek), nil
 	case *stream.Consent:
 		base[0] = "consent"
 		return keys, append(base, e.Scope, b01(e.Granted), e.PolicyVersion, e.Guardian, b01(op.Audit)), nil
