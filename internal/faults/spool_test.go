@@ -3,9 +3,12 @@ package faults
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -41,10 +44,36 @@ type brokerOnAddr struct {
 
 func startBrokerOnAddr(t *testing.T) *brokerOnAddr {
 	t.Helper()
-	br := &brokerOnAddr{addr: freeAddr(t), dir: t.TempDir()}
+	br := &brokerOnAddr{addr: restartableAddr(t), dir: t.TempDir()}
 	br.start(t)
 	t.Cleanup(br.stop)
 	return br
+}
+
+// restartableAddr is a free loopback address below the kernel's
+// ephemeral port range. A port the kernel hands out (freeAddr) can, while
+// its listener is away, become the source port of some client's connect,
+// or of a client retrying that very address (a TCP self-connect), and stay
+// taken: CI once failed to bring the broker back on it for 10 s.
+func restartableAddr(t *testing.T) string {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
+	}
+	for range 100 {
+		addr := "127.0.0.1:" + strconv.Itoa(10000+rand.IntN(low-10000))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatal("no free loopback port below the ephemeral range")
+	return ""
 }
 
 func (br *brokerOnAddr) start(t *testing.T) {
