@@ -46,6 +46,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 	brokerLog := fs.String("broker-log", "", `folder the embedded broker writes its log to, as a Kafka broker's log.dirs; it must be empty or absent. Default: a temporary folder, removed at exit. "memory" keeps the log in the process's heap instead`)
 	linger := fs.Duration("linger", 0, "how long the generator's Kafka client waits for more records of a partition before producing them (kgo.ProducerLinger); 0: it batches only what it is handed while a request is in flight. Counted in the latency: the produce time is stamped when a record is handed over")
 	maxBatch := fs.Int("max-batch", 500, "processor MaxBatch")
+	group := fs.Int("script-group", 0, "events per call of the apply script (processor --script-group; 0: its default)")
 	members := fs.Int("members", 1, "group members the processor runs (processor --members)")
 	parallel := fs.Int("parallel", 2, "goroutines decoding a batch and student groups applied concurrently (processor --parallel)")
 	clickEvery := fs.Int("click-every", 5, "every Nth event is a study click, the others are score events (0: scores only)")
@@ -175,7 +176,7 @@ func benchPipeline(ctx context.Context, args []string, out io.Writer) error {
 		}
 		mu.Unlock()
 	}
-	store, err := state.New(rdb, state.Config{})
+	store, err := state.New(rdb, state.Config{Group: *group})
 	if err != nil {
 		return err
 	}

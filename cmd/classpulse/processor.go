@@ -41,6 +41,7 @@ func runProcessor(ctx context.Context, args []string) error {
 	var procs gomaxprocs
 	procs.register(fs)
 	fs.IntVar(&scfg.CacheStudents, "cache-students", 0, "most students whose live windows this process keeps a copy of in memory, about 50 KB each once scored for 5 minutes; beyond it copies are dropped and reloaded from Redis (default 100000)")
+	fs.IntVar(&scfg.Group, "script-group", 0, "events applied by one call of the apply script, which saves Redis what each call costs before the script runs; 1 calls it once per event; over Redis Cluster every event is its own call (default 16)")
 	if err := config.Parse(fs, args); err != nil {
 		return err
 	}

@@ -286,3 +286,38 @@ func BenchmarkApplyClicks(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkWriteScores applies batches of 500 score events as the
+// processor does (Prepare, Write on an ordered connection, Await) with
+// Config.Group events per script call, and reports Redis's CPU per event:
+// what grouping the calls saves Redis.
+func BenchmarkWriteScores(b *testing.B) {
+	for _, group := range []int{1, 16} {
+		b.Run(fmt.Sprintf("group-%d", group), func(b *testing.B) {
+			const batch = 500
+			s, rdb, ops := scoreBench(b, 1000, batch)
+			s.cfg.Group = group
+			ctx := context.Background()
+			cpu0 := redisCPU(b, rdb)
+			b.ResetTimer()
+			events := 0
+			for events < b.N {
+				p, err := s.Prepare(ctx, fixedCal{}, ops())
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Write(ctx, p, 0)
+				res, err := s.Await(ctx, p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if res[0].Status != Applied {
+					b.Fatalf("a batch's first result: %+v", res[0])
+				}
+				events += batch
+			}
+			b.StopTimer()
+			b.ReportMetric((redisCPU(b, rdb)-cpu0)*1e6/float64(events), "redis-µs/event")
+		})
+	}
+}

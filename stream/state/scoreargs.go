@@ -58,3 +58,11 @@ func (a *scoreArgs) anys() []any {
 	}
 	return out
 }
+
+// nargs is the number of the call's script arguments.
+func (c *call) nargs() int {
+	if c.score != nil {
+		return c.score.len()
+	}
+	return len(c.args)
+}

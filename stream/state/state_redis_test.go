@@ -652,6 +652,9 @@ func TestConfigRefusesSettingsThatCannotWork(t *testing.T) {
 		{"DTTW window under an hour", Config{Window: time.Minute}, "DTTW window"},
 		{"negative student cache", Config{CacheStudents: -1}, "--cache-students"},
 		{"small student cache", Config{CacheStudents: 10}, ""},
+		{"negative script group", Config{Group: -1}, "--script-group"},
+		{"script group past 1024 events", Config{Group: 1025}, "--script-group"},
+		{"every event its own call", Config{Group: 1}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

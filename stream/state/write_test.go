@@ -325,3 +325,124 @@ func TestWrittenBatchesEndInTheSameStateWhereverTheirConnectionsBreak(t *testing
 		})
 	}
 }
+
+// TestGroupedScriptCallsApplyLikeOneCallPerEvent: Write sends up to
+// Config.Group events in one call of the apply script (apply.lua's group).
+// Batches of every kind of event, written ahead of one another, must give
+// the results and the state that one call per event, one batch at a time,
+// gives: scores, study clicks, grades, a revocation that erases and a
+// grant after it, and a batch delivered twice.
+func TestGroupedScriptCallsApplyLikeOneCallPerEvent(t *testing.T) {
+	ctx := context.Background()
+	students := []string{"st1", "st2", "st3", "st4", "st5"}
+	batches := mixedBatches(students, 6, 3)
+	consent := func(st string, sec int, granted bool, off int64) Op {
+		c := &stream.Consent{Header: stream.NewHeader(st, t0.Add(time.Duration(sec)*time.Second)), Scope: stream.ScopeCamera, Granted: granted, PolicyVersion: "2026-1"}
+		return Op{Event: c, Topic: stream.TopicConsent, Partition: 0, Offset: off}
+	}
+	grade := func(st string, off int64, score float64) Op {
+		g := &stream.Grade{Header: stream.NewHeader(st, t0), Course: "calculus", Term: "2026-autumn", Score: score, Passed: score >= 50}
+		return Op{Event: g, Topic: stream.TopicGrades, Partition: 0, Offset: off}
+	}
+	// st2 revokes camera consent in batch 2 (its scores are erased, then
+	// refused); st4 gets grades. (No grant follows the revocation: a
+	// score refused as stale is sent again once the batches written after
+	// it are applied, so it would meet a later grant that one call per
+	// event, one batch at a time, has not applied yet. Events of two
+	// topics have no order between them, in Kafka or here.)
+	batches[2] = append(batches[2], consent("st2", 6, false, 0), grade("st4", 0, 41))
+	batches[4] = append(batches[4], grade("st4", 1, 77))
+	// Batch 3 comes again after batch 5, as after a rebalance.
+	batches = append(batches, batches[3])
+
+	serial := newStore(t)
+	var want [][]Result
+	for _, ops := range batches {
+		want = append(want, apply(t, serial, ops...))
+	}
+	for _, group := range []int{1, 2, 5, 16, 1024} {
+		t.Run(fmt.Sprintf("%d events a call", group), func(t *testing.T) {
+			s, err := New(testenv.StartRedis(t).Client(t), Config{Group: group})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			var preps []*Prepared
+			for _, ops := range batches {
+				p := prepare(t, s, ops...)
+				s.Write(ctx, p, 0)
+				if p.fl == nil {
+					t.Fatal("batch not written ahead")
+				}
+				if calls := len(p.calls); group > 1 && calls > 1 && len(p.groups) >= calls {
+					t.Fatalf("%d calls sent as %d commands, want groups of up to %d", calls, len(p.groups), group)
+				}
+				preps = append(preps, p)
+			}
+			for b, p := range preps {
+				got, err := s.Await(ctx, p)
+				if err != nil {
+					t.Fatalf("batch %d: %v", b, err)
+				}
+				for i := range got {
+					g, w := got[i], want[b][i]
+					if g.Status != w.Status || !reflect.DeepEqual(g.Live, w.Live) || !reflect.DeepEqual(g.Academic, w.Academic) ||
+						string(g.Open) != string(w.Open) || g.ErasedSession != w.ErasedSession || g.ErasedKeys != w.ErasedKeys {
+						t.Fatalf("batch %d op %d: %+v, one call per event %+v", b, i, g, w)
+					}
+				}
+			}
+			for _, st := range students {
+				if got, want := studentState(t, s, st), studentState(t, serial, st); !reflect.DeepEqual(got, want) {
+					t.Errorf("%s: state %v\none call per event: %v", st, got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestAnErrorInsideAGroupFailsTheBatchAndLosesNothing: a Redis error in
+// one event of a group (here its offsets key of the wrong type, which the
+// script reads before it writes anything) ends the group where it
+// happened and fails the batch. Applying the batch again, once the
+// cause is gone, applies exactly what had not been: the state equals that
+// of a clean run.
+func TestAnErrorInsideAGroupFailsTheBatchAndLosesNothing(t *testing.T) {
+	ctx := context.Background()
+	click := func(st string, off int64) Op {
+		c := &stream.Click{Header: stream.NewHeader(st, t0.Add(5*time.Second)), Course: "calculus", Kind: stream.KindStudy, DurationS: 60}
+		return Op{Event: c, Topic: stream.TopicClicks, Partition: 1, Offset: off}
+	}
+	warmup := append(scoreOps("st1", 0, 3), scoreOps("st2", 0, 3)...)
+	batch := append(append(scoreOps("st1", 3, 5), click("bad", 0)), scoreOps("st2", 3, 5)...)
+
+	s := newStore(t)
+	apply(t, s, warmup...)
+	if err := s.Client().Set(ctx, StudentTag("bad")+":off", "not a hash", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := prepare(t, s, batch...)
+	s.Write(ctx, p, 0)
+	if len(p.groups) != 1 {
+		t.Fatalf("batch sent as %d commands, want one group", len(p.groups))
+	}
+	if _, err := s.Await(ctx, p); err == nil || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("batch with a wrong-type key: %v, want its WRONGTYPE error", err)
+	}
+	if err := s.Client().Del(ctx, StudentTag("bad")+":off").Err(); err != nil {
+		t.Fatal(err)
+	}
+	res := apply(t, s, batch...)
+	// st1's scores ran before the error: now duplicates. The rest apply.
+	wantAll(t, res[:2], Duplicate, 0)
+	wantAll(t, res[2:], Applied, 2)
+
+	clean := newStore(t)
+	apply(t, clean, warmup...)
+	apply(t, clean, batch...)
+	for _, st := range []string{"st1", "st2", "bad"} {
+		if got, want := studentState(t, s, st), studentState(t, clean, st); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: state %v\nclean run: %v", st, got, want)
+		}
+	}
+}
