@@ -56,6 +56,16 @@
 -- pipeline are a prefix of its events there, and sending the pipeline
 -- again in order applies exactly the rest.
 
+-- liveOffset is the offset of the last score from offset field f that
+-- wrote the live hash live ("o": "<offset field>|<offset>"), or nil.
+local function liveOffset(live, f)
+  local o = redis.call('HGET', live, 'o')
+  if not o then return nil end
+  local of, n = string.match(o, '^(.*)|(%d+)$')
+  if of ~= f then return nil end
+  return tonumber(n)
+end
+
 -- apply1 applies one event, KEYS and ARGV as above (a call of one event
 -- passes its own; a group, at the end, each event's part of its own).
 local function apply1(KEYS, ARGV)
@@ -69,6 +79,12 @@ local function apply1(KEYS, ARGV)
     if not lastRead then
       local v = redis.call('HGET', KEYS[1], offField)
       last, lastRead = v and tonumber(v) or nil, true
+      if kind == 'live' then
+        -- A score that wrote the live hash keeps its offset there (see
+        -- below); the offsets hash has the others'.
+        local o = liveOffset(KEYS[2], offField)
+        if o and (last == nil or o > last) then last = o end
+      end
     end
     return last
   end
@@ -97,7 +113,15 @@ local function apply1(KEYS, ARGV)
     --      not keep), 9 packed vector (mode b) or '', 10 horizon seconds,
     --      11 '1' to check the offset here, '' when the caller's copy knows
     --      it (see below), 12… field, value pairs for the live hash (a new
-    --      "v" among them), in the formats state.Reader reads.
+    --      "v" and the score's own offset "o" among them), in the formats
+    --      state.Reader reads.
+    -- Offsets: a score that writes the live hash writes its offset with
+    -- it, as "o" = "<offset field>|<offset>", not in the offsets hash:
+    -- one command less for nearly every score. Those that write nothing
+    -- else (refused, late) move the offsets hash; the last applied offset
+    -- is the greater of the two (lastApplied; state's loadRolling). An
+    -- erasure moves "o" to the offsets hash before it deletes the live
+    -- hash (consent, below).
     -- Compare-and-set: a copy made before another member (after a
     -- rebalance) or an erasure changed the hash is refused, unwritten.
     if (redis.call('HGET', KEYS[2], 'v') or '') ~= ARGV[6] then
@@ -110,7 +134,6 @@ local function apply1(KEYS, ARGV)
     if ARGV[11] == '1' and applied() then
       return {0}
     end
-    redis.call('HSET', KEYS[1], offField, ARGV[3])
     -- The gate: consent and roster (state/gate.go). A version the caller
     -- wrote starts with '.', and only a score that passed the gate writes
     -- one; whatever may close the gate since deletes the hash (a
@@ -120,18 +143,18 @@ local function apply1(KEYS, ARGV)
     -- since. Any other version (none, a mark, an older release's) checks.
     if string.byte(ARGV[6], 1) ~= 46 then
       local cam = redis.call('HGET', KEYS[3], 'camera')
-      if cam and string.sub(cam, 1, 1) == '0' then
-        return {2}
-      end
       -- A student the roster marks under 14 is captured only on a guardian's
       -- camera consent (the consent record's fourth part names the guardian).
-      if redis.call('HGET', KEYS[5], 'under_14') == '1' and
-          not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$')) then
+      if (cam and string.sub(cam, 1, 1) == '0') or
+          (redis.call('HGET', KEYS[5], 'under_14') == '1' and
+           not (cam and string.match(cam, '^1|[^|]*|[^|]*|[^|]+$'))) then
+        redis.call('HSET', KEYS[1], offField, ARGV[3])
         return {2}
       end
     end
     local mode = ARGV[8]
     if mode == 'l' then
+      redis.call('HSET', KEYS[1], offField, ARGV[3])
       if ARGV[7] ~= '' then redis.call('EXPIRE', KEYS[2], ARGV[7]) end
       return {5}
     end
@@ -283,7 +306,17 @@ local function apply1(KEYS, ARGV)
       redis.call('HSET', KEYS[6], ARGV[6], ARGV[7] .. '|' .. t .. '|' .. ARGV[8] .. '|' .. (ARGV[9] or ''))
       local reply = {1}
       if ARGV[7] == '0' and (ARGV[6] == 'camera' or ARGV[6] == 'emotion') then
-        -- Right to erasure: everything derived from the camera goes.
+        -- Right to erasure: everything derived from the camera goes. The
+        -- offset of the last score that wrote the live hash moves to the
+        -- offsets hash first, so that a score applied before stays applied.
+        local o = redis.call('HGET', KEYS[2], 'o')
+        if o then
+          local of, n = string.match(o, '^(.*)|(%d+)$')
+          local cur = of and tonumber(redis.call('HGET', KEYS[1], of) or '-1')
+          if of and tonumber(n) > cur then
+            redis.call('HSET', KEYS[1], of, n)
+          end
+        end
         local sess = redis.call('HGET', KEYS[2], 'sess') or ''
         local n = redis.call('DEL', KEYS[2])
         reply = {3, sess, n}

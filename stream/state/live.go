@@ -106,11 +106,27 @@ func newRolling(offField string, off int64) *rolling {
 // live hash. The offsets stay: confirmed is not this goroutine's to write.
 func (r *rolling) erase() { r.liveHash = noLiveHash() }
 
+// liveOffset is the offset of the last score from offField that wrote the
+// live hash h (its "o": "<offset field>|<offset>"), -1 for none. The
+// offsets hash holds the scores' offsets only for those that wrote nothing
+// else (late and refused ones), and those of an earlier release.
+func liveOffset(h map[string]string, offField string) int64 {
+	field, n, ok := strings.Cut(h[liveOffsetField], "|")
+	if !ok || field != offField {
+		return -1
+	}
+	off, err := strconv.ParseInt(n, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return off
+}
+
 // loadRolling builds the copy from the live hash as HGETALL returns it.
 // An unreadable summary counts as no live state (the next score starts
 // afresh); an unreadable bucket is left out.
 func loadRolling(h map[string]string, offField string, off int64, horizon int64) *rolling {
-	r := newRolling(offField, off)
+	r := newRolling(offField, max(off, liveOffset(h, offField)))
 	r.version = h["v"]
 	sum, legacy, ok := liveSummary(h)
 	if !ok {
