@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -138,6 +139,12 @@ func BenchmarkEvalshaCost(b *testing.B) {
 		{"HGET/5keys-17score", "redis.call('HGET', KEYS[1], 'v') return {1, ''}", 5, score},
 		{"HSET-summary/5keys-17score", "redis.call('HSET', KEYS[2], 's', ARGV[17]) return {1, ''}", 5, score},
 		{"HSET-3pairs/5keys-17score", "redis.call('HSET', KEYS[2], ARGV[12], ARGV[13], ARGV[14], ARGV[15], ARGV[16], ARGV[17]) return {1, ''}", 5, score},
+		{"HSET-off/5keys-17score", "redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) return {1, ''}", 5, score},
+		{"GET/5keys-17score", "return {1, redis.call('GET', KEYS[4]) or ''}", 5, score},
+		// Eight scores' keys and arguments in one call, as a group of
+		// apply.lua carries them: its Redis µs per call over eight is a
+		// score's share.
+		{"return-8/40keys-136score", "local r = {} for i = 1, 8 do r[i] = {1, ''} end return r", 40, slices.Repeat(score, 8)},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
