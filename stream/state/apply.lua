@@ -56,14 +56,21 @@
 -- pipeline are a prefix of its events there, and sending the pipeline
 -- again in order applies exactly the rest.
 
--- liveOffset is the offset of the last score from offset field f that
--- wrote the live hash live ("o": "<offset field>|<offset>"), or nil.
-local function liveOffset(live, f)
+-- liveO reads the offset field and offset of the last score that wrote
+-- the live hash live ("o": "<offset field>|<offset>"); nil when none.
+local function liveO(live)
   local o = redis.call('HGET', live, 'o')
   if not o then return nil end
-  local of, n = string.match(o, '^(.*)|(%d+)$')
+  local f, n = string.match(o, '^(.*)|(%d+)$')
+  return f, tonumber(n)
+end
+
+-- liveOffset is the offset of the last score from offset field f that
+-- wrote the live hash live, or nil.
+local function liveOffset(live, f)
+  local of, n = liveO(live)
   if of ~= f then return nil end
-  return tonumber(n)
+  return n
 end
 
 -- apply1 applies one event, KEYS and ARGV as above (a call of one event
@@ -309,13 +316,9 @@ local function apply1(KEYS, ARGV)
         -- Right to erasure: everything derived from the camera goes. The
         -- offset of the last score that wrote the live hash moves to the
         -- offsets hash first, so that a score applied before stays applied.
-        local o = redis.call('HGET', KEYS[2], 'o')
-        if o then
-          local of, n = string.match(o, '^(.*)|(%d+)$')
-          local cur = of and tonumber(redis.call('HGET', KEYS[1], of) or '-1')
-          if of and tonumber(n) > cur then
-            redis.call('HSET', KEYS[1], of, n)
-          end
+        local of, n = liveO(KEYS[2])
+        if of and n > tonumber(redis.call('HGET', KEYS[1], of) or '-1') then
+          redis.call('HSET', KEYS[1], of, n)
         end
         local sess = redis.call('HGET', KEYS[2], 'sess') or ''
         local n = redis.call('DEL', KEYS[2])
