@@ -352,13 +352,20 @@ func TestGroupedScriptCallsApplyLikeOneCallPerEvent(t *testing.T) {
 	// topics have no order between them, in Kafka or here.)
 	batches[2] = append(batches[2], consent("st2", 6, false, 0), grade("st4", 0, 41))
 	batches[4] = append(batches[4], grade("st4", 1, 77))
-	// Batch 3 comes again after batch 5, as after a rebalance.
-	batches = append(batches, batches[3])
+	// Batches 3 and 4 come again after batch 5, as after a rebalance: a
+	// second run of writes, once the first is answered. (Written in the
+	// same run, a redelivered score could overtake the first delivery's
+	// stale retry, which is sent only when the first is answered, and
+	// refuse it first: the same state, but the retry would then read
+	// duplicate where one batch at a time reads refused.)
+	runs := [][][]Op{batches, {batches[3], batches[4]}}
 
 	serial := newStore(t)
 	var want [][]Result
-	for _, ops := range batches {
-		want = append(want, apply(t, serial, ops...))
+	for _, run := range runs {
+		for _, ops := range run {
+			want = append(want, apply(t, serial, ops...))
+		}
 	}
 	for _, group := range []int{1, 2, 5, 16, 1024} {
 		t.Run(fmt.Sprintf("%d events a call", group), func(t *testing.T) {
@@ -367,29 +374,35 @@ func TestGroupedScriptCallsApplyLikeOneCallPerEvent(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = s.Close() })
-			var preps []*Prepared
-			for _, ops := range batches {
-				p := prepare(t, s, ops...)
-				s.Write(ctx, p, 0)
-				if p.fl == nil {
-					t.Fatal("batch not written ahead")
-				}
-				if calls := len(p.calls); group > 1 && calls > 1 && len(p.groups) >= calls {
-					t.Fatalf("%d calls sent as %d commands, want groups of up to %d", calls, len(p.groups), group)
-				}
-				preps = append(preps, p)
-			}
-			for b, p := range preps {
-				got, err := s.Await(ctx, p)
-				if err != nil {
-					t.Fatalf("batch %d: %v", b, err)
-				}
-				for i := range got {
-					g, w := got[i], want[b][i]
-					if g.Status != w.Status || !reflect.DeepEqual(g.Live, w.Live) || !reflect.DeepEqual(g.Academic, w.Academic) ||
-						string(g.Open) != string(w.Open) || g.ErasedSession != w.ErasedSession || g.ErasedKeys != w.ErasedKeys {
-						t.Fatalf("batch %d op %d: %+v, one call per event %+v", b, i, g, w)
+			b := 0
+			for r, run := range runs {
+				var preps []*Prepared
+				for _, ops := range run {
+					p := prepare(t, s, ops...)
+					s.Write(ctx, p, 0)
+					if p.fl == nil {
+						t.Fatal("batch not written ahead")
 					}
+					// (A redelivered batch is mostly reads of the open
+					// warnings, each a command of its own.)
+					if calls := len(p.calls); r == 0 && group > 1 && calls > 1 && len(p.groups) >= calls {
+						t.Fatalf("%d calls sent as %d commands, want groups of up to %d", calls, len(p.groups), group)
+					}
+					preps = append(preps, p)
+				}
+				for _, p := range preps {
+					got, err := s.Await(ctx, p)
+					if err != nil {
+						t.Fatalf("batch %d: %v", b, err)
+					}
+					for i := range got {
+						g, w := got[i], want[b][i]
+						if g.Status != w.Status || !reflect.DeepEqual(g.Live, w.Live) || !reflect.DeepEqual(g.Academic, w.Academic) ||
+							string(g.Open) != string(w.Open) || g.ErasedSession != w.ErasedSession || g.ErasedKeys != w.ErasedKeys {
+							t.Fatalf("batch %d op %d: %+v, one call per event %+v", b, i, g, w)
+						}
+					}
+					b++
 				}
 			}
 			for _, st := range students {
