@@ -453,12 +453,12 @@ func (s *Store) Write(ctx context.Context, p *Prepared, lane int) {
 
 // groupCalls splits calls into the commands Write sends, returning how
 // many calls each carries in order: a GET of open warnings alone, script
-// calls in runs of up to max events, one apply script call for the run
+// calls in runs of up to limit events, one apply script call for the run
 // (apply.lua's group). Redis pays what a call costs before the script runs
 // once per command, not once per event: a score's script call cost about
 // 3 µs of Redis CPU more on its own than in a group of eight
 // (BenchmarkEvalshaCost).
-func groupCalls(calls []call, max int) []int {
+func groupCalls(calls []call, limit int) []int {
 	var sizes []int
 	run := 0
 	for _, c := range calls {
@@ -471,7 +471,7 @@ func groupCalls(calls []call, max int) []int {
 			continue
 		}
 		run++
-		if run == max {
+		if run == limit {
 			sizes = append(sizes, run)
 			run = 0
 		}
