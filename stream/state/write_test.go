@@ -459,3 +459,39 @@ func TestAnErrorInsideAGroupFailsTheBatchAndLosesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestUngroupSpreadsAGroupsReplyOrRefusesIt: the reply of a group must be
+// an array of exactly its events' replies; anything else (a reply
+// mangled on the way, a script of another release answering one reply)
+// fails the batch instead of handing an event another's reply.
+func TestUngroupSpreadsAGroupsReplyOrRefusesIt(t *testing.T) {
+	one := []any{int64(1), ""}
+	cases := []struct {
+		name   string
+		vals   []any
+		groups []int
+		calls  int
+		want   []any // nil: an error
+	}{
+		{"single calls pass as they are", []any{one, "doc"}, []int{1, 1}, 2, []any{one, "doc"}},
+		{"a group and a single call", []any{[]any{one, []any{int64(4)}}, "doc"}, []int{2, 1}, 3, []any{one, []any{int64(4)}, "doc"}},
+		{"a group answering fewer replies", []any{[]any{one}, "doc"}, []int{2, 1}, 3, nil},
+		{"a group answering more replies", []any{[]any{one, one, one}}, []int{2}, 2, nil},
+		{"a group answering one event's reply", []any{[]any{int64(1), ""}}, []int{3}, 3, nil},
+		{"a group answering a string", []any{"OK"}, []int{2}, 2, nil},
+		{"a group answering nil", []any{nil}, []int{2}, 2, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ungroup(c.vals, c.groups, c.calls)
+			switch {
+			case c.want == nil && err == nil:
+				t.Fatalf("ungroup gave %v, want an error", got)
+			case c.want != nil && err != nil:
+				t.Fatalf("ungroup: %v", err)
+			case c.want != nil && !reflect.DeepEqual(got, c.want):
+				t.Fatalf("ungroup gave %v, want %v", got, c.want)
+			}
+		})
+	}
+}
