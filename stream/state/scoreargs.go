@@ -47,7 +47,8 @@ func (a *scoreArgs) append(buf []byte) []byte {
 		buf = appendBulkString(buf, "v")
 		buf = appendBulkString(buf, a.version)
 		buf = appendBulkString(buf, liveOffsetField)
-		buf = appendLiveOffset(buf, a.field, a.offset)
+		var o [64]byte
+		buf = appendBulk(buf, appendLiveOffset(o[:0], a.field, a.offset))
 	}
 	for _, p := range a.pairs {
 		buf = appendBulkString(buf, p)
@@ -55,18 +56,12 @@ func (a *scoreArgs) append(buf []byte) []byte {
 	return buf
 }
 
-// appendLiveOffset lays out the value of the live hash's "o" as a RESP
-// bulk string, without building it first.
+// appendLiveOffset appends the value of the live hash's "o" for the
+// offset read from field: "<offset field>|<offset>" (liveOffset reads it).
 func appendLiveOffset(buf []byte, field string, offset int64) []byte {
-	var num [24]byte
-	n := strconv.AppendInt(num[:0], offset, 10)
-	buf = append(buf, '$')
-	buf = strconv.AppendInt(buf, int64(len(field)+1+len(n)), 10)
-	buf = append(buf, '\r', '\n')
 	buf = append(buf, field...)
 	buf = append(buf, '|')
-	buf = append(buf, n...)
-	return append(buf, '\r', '\n')
+	return strconv.AppendInt(buf, offset, 10)
 }
 
 // anys are the arguments for go-redis (the pool's path).
@@ -74,18 +69,10 @@ func (a *scoreArgs) anys() []any {
 	out := make([]any, 0, a.len())
 	out = append(out, "live", a.field, a.offset, a.sec, a.prev, a.expect, a.ttl, a.mode, a.vector, a.horizon, a.check)
 	if a.version != "" {
-		out = append(out, "v", a.version, liveOffsetField, a.field+"|"+strconv.FormatInt(a.offset, 10))
+		out = append(out, "v", a.version, liveOffsetField, string(appendLiveOffset(nil, a.field, a.offset)))
 	}
 	for _, p := range a.pairs {
 		out = append(out, p)
 	}
 	return out
-}
-
-// nargs is the number of the call's script arguments.
-func (c *call) nargs() int {
-	if c.score != nil {
-		return c.score.len()
-	}
-	return len(c.args)
 }

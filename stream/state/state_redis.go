@@ -406,49 +406,57 @@ func (s *Store) Write(ctx context.Context, p *Prepared, lane int) {
 				buf = appendBulkString(buf, WarnKey(calls[0].student))
 				continue
 			}
-			// One event's call, or a group of them (apply.lua): '*', the
-			// number of events, each one's number of keys and arguments,
-			// then all the arguments.
-			keys, args := 0, 0
-			for i := range calls {
-				keys += len(calls[i].keys)
-				args += calls[i].nargs()
-			}
-			if size > 1 {
-				args += 2 + 2*size
-			}
-			buf = appendArrayHeader(buf, 3+keys+args)
-			buf = appendBulkString(buf, "evalsha")
-			buf = appendBulkString(buf, sha)
-			buf = appendBulkInt(buf, int64(keys))
-			for i := range calls {
-				for _, k := range calls[i].keys {
-					buf = appendBulkString(buf, k)
-				}
-			}
-			if size > 1 {
-				buf = appendBulkString(buf, "*")
-				buf = appendBulkInt(buf, int64(size))
-				for i := range calls {
-					buf = appendBulkInt(buf, int64(len(calls[i].keys)))
-					buf = appendBulkInt(buf, int64(calls[i].nargs()))
-				}
-			}
-			for _, call := range calls {
-				if call.score != nil {
-					buf = call.score.append(buf)
-					continue
-				}
-				for i, a := range call.args {
-					var err error
-					if buf, err = appendArg(buf, a); err != nil {
-						return buf, fmt.Errorf("state: %s offset %d: script argument %d has %w", p.ops[call.op].Topic, p.ops[call.op].Offset, i, err)
-					}
-				}
+			var err error
+			if buf, err = appendApplyCall(buf, sha, p.ops, calls); err != nil {
+				return buf, err
 			}
 		}
 		return buf, nil
 	})
+}
+
+// appendApplyCall lays out the EVALSHA of one event's call, or of a group
+// of them (apply.lua): '*', the number of events, each one's number of
+// keys and of arguments, then all the keys and all the arguments.
+func appendApplyCall(buf []byte, sha string, ops []Op, calls []call) ([]byte, error) {
+	keys, args := 0, 0
+	for i := range calls {
+		keys += len(calls[i].keys)
+		args += calls[i].nargs()
+	}
+	if len(calls) > 1 {
+		args += 2 + 2*len(calls)
+	}
+	buf = appendArrayHeader(buf, 3+keys+args)
+	buf = appendBulkString(buf, "evalsha")
+	buf = appendBulkString(buf, sha)
+	buf = appendBulkInt(buf, int64(keys))
+	for i := range calls {
+		for _, k := range calls[i].keys {
+			buf = appendBulkString(buf, k)
+		}
+	}
+	if len(calls) > 1 {
+		buf = appendBulkString(buf, "*")
+		buf = appendBulkInt(buf, int64(len(calls)))
+		for i := range calls {
+			buf = appendBulkInt(buf, int64(len(calls[i].keys)))
+			buf = appendBulkInt(buf, int64(calls[i].nargs()))
+		}
+	}
+	for _, call := range calls {
+		if call.score != nil {
+			buf = call.score.append(buf)
+			continue
+		}
+		for i, a := range call.args {
+			var err error
+			if buf, err = appendArg(buf, a); err != nil {
+				return buf, fmt.Errorf("state: %s offset %d: script argument %d has %w", ops[call.op].Topic, ops[call.op].Offset, i, err)
+			}
+		}
+	}
+	return buf, nil
 }
 
 // groupCalls splits calls into the commands Write sends, returning how
@@ -496,8 +504,11 @@ func ungroup(vals []any, groups []int, calls int) ([]any, error) {
 			continue
 		}
 		arr, ok := v.([]any)
-		if !ok || len(arr) != groups[i] {
-			return nil, fmt.Errorf("state: apply pipeline: a group of %d events answered %v", groups[i], v)
+		if !ok {
+			return nil, fmt.Errorf("state: apply pipeline: a group of %d events answered a %T, not their replies", groups[i], v)
+		}
+		if len(arr) != groups[i] {
+			return nil, fmt.Errorf("state: apply pipeline: a group of %d events answered %d replies", groups[i], len(arr))
 		}
 		out = append(out, arr...)
 	}
@@ -591,6 +602,14 @@ type call struct {
 	// getOpen: not a script call but a GET of the student's open
 	// warnings, for a score the copy knows to be applied already.
 	getOpen bool
+}
+
+// nargs is the number of the call's script arguments.
+func (c *call) nargs() int {
+	if c.score != nil {
+		return c.score.len()
+	}
+	return len(c.args)
 }
 
 // build lays out the script calls of ops[idx…] (in order), computing the
