@@ -7,14 +7,17 @@
 -- KEYS (all share the hash tag {s:<student>}, so this runs on one shard);
 -- a score (kind live) passes only the five it uses, in this order: off,
 -- live, consent, warn, profile (state.scoreKeys). Every other kind:
---   1 off      hash  "<topic>:<partition>" -> last applied offset; and
+--   1 off      hash  "<topic>:<partition>" -> last applied offset (a
+--                    score that wrote the live hash keeps its own there,
+--                    as "o"); and
 --                    "audit|<topic>:<partition>|<offset>" -> the outbox
 --                    marker of a consent whose audit record is not
 --                    published yet
 --   2 live     hash  per-second buckets "b<slot>", the summary "s" (head,
 --                    first second, last second with a face, window sums,
 --                    session totals), session "sess", course "course",
---                    version "v" (binary values: state/live.go)
+--                    version "v" (binary values: state/live.go), the
+--                    last applied score "o" ("<topic>:<partition>|<offset>")
 --   3 study    hash  "p|course|term|period", "t|course|term" -> seconds of
 --                    study (a release before the weeks key also kept the
 --                    weekly totals here: a student's first study click
